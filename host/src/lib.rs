@@ -2,3 +2,9 @@
 //!
 //! The request's life is a one-way sequence of phases, each owned by one module:
 //! `config` → `proxy` (canonicalize, route) → `cache` (lookup, store) → origin → response.
+
+pub mod app;
+pub mod cache;
+pub mod config;
+pub mod demo_origin;
+pub mod proxy;

@@ -1,0 +1,100 @@
+//! Starting a node from its config: logging, cache, proxy, listener and signal-driven shutdown.
+//! `caje serve` is this module; tests start nodes through it too.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::cache::Cache;
+use crate::config::{Config, LogConfig, LogFormat};
+use crate::proxy::{self, Proxy};
+
+/// A running node.
+pub struct Node {
+    pub addr: SocketAddr,
+    pub proxy: Arc<Proxy>,
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Node {
+    /// Binds the listener and starts serving in the background.
+    pub async fn start(config: &Config) -> anyhow::Result<Node> {
+        let cache = Cache::open(&config.cache_dir, &config.cache).with_context(|| {
+            format!(
+                "cannot open the cache directory {}",
+                config.cache_dir.display()
+            )
+        })?;
+        let proxy = Arc::new(Proxy::new(config, cache));
+        let listener = TcpListener::bind(config.listen).await.with_context(|| {
+            format!(
+                "cannot listen on {} (is another process using it?)",
+                config.listen
+            )
+        })?;
+        let addr = listener.local_addr()?;
+        let (stop, mut stopped) = watch::channel(false);
+        let server_config = config.server.clone();
+        let serving = proxy.clone();
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = stopped.wait_for(|stop| *stop).await;
+            };
+            proxy::serve(listener, serving, &server_config, shutdown).await;
+        });
+        tracing::info!(listen = %addr, origin = %config.default_origin, cache_dir = %config.cache_dir.display(), "caje is serving");
+        Ok(Node {
+            addr,
+            proxy,
+            stop,
+            task,
+        })
+    }
+
+    /// Stops accepting, waits for in-flight requests (bounded by the shutdown grace period).
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+/// `caje serve`: runs until SIGINT or SIGTERM.
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let node = Node::start(&config).await?;
+    wait_for_signal().await?;
+    tracing::info!("shutting down: no new connections, finishing in-flight requests");
+    node.shutdown().await;
+    Ok(())
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut terminate =
+        signal(SignalKind::terminate()).context("cannot install the SIGTERM handler")?;
+    let mut interrupt =
+        signal(SignalKind::interrupt()).context("cannot install the SIGINT handler")?;
+    tokio::select! {
+        _ = terminate.recv() => {}
+        _ = interrupt.recv() => {}
+    }
+    Ok(())
+}
+
+/// Installs the global tracing subscriber; `RUST_LOG` overrides the configured level.
+pub fn init_logging(config: &LogConfig) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match config.format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}

@@ -1,0 +1,335 @@
+//! The local cache: keys, the on-disk store, the hot memory tier, fills, and freshness rules.
+//! It never touches the network: the proxy hands it request headers and origin response heads.
+
+mod entry;
+mod fill;
+mod freshness;
+mod key;
+mod memory;
+mod storable;
+mod store;
+mod stored;
+
+use std::fs::File;
+use std::io;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::Bytes;
+use futures_util::Stream;
+use http::HeaderMap;
+
+use crate::config::CacheConfig;
+pub use entry::{
+    EntryError, EntryHead, Record, Timeline, Windows, decode as decode_entry,
+    encode as encode_entry,
+};
+pub use fill::{FillError, FillHandle, FillWriter};
+pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
+pub use key::{Key, url_digest};
+use memory::{MemoryIndex, Slot};
+pub use storable::{NotStorable, check as check_storable, persisted_request, vary_names};
+use store::{DiskStore, Loaded};
+pub use stored::{Entry, StoredBody};
+
+/// A handle to this node's cache; cheap to clone.
+#[derive(Clone)]
+pub struct Cache {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: DiskStore,
+    memory: MemoryIndex,
+    config: CacheConfig,
+}
+
+/// One entry as listed for operators.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct EntrySummary {
+    pub key: String,
+    pub url: String,
+    pub origin: String,
+    pub status: u16,
+    pub size: u64,
+    pub stored_at: u64,
+    pub ttl_left: i64,
+    pub tags: Vec<String>,
+}
+
+impl Cache {
+    /// Opens (creating) the cache directory and removes temp files a crash left behind, in the background.
+    pub fn open(dir: &Path, config: &CacheConfig) -> io::Result<Cache> {
+        let store = DiskStore::open(dir)?;
+        let cache = Cache {
+            inner: Arc::new(Inner {
+                store,
+                memory: MemoryIndex::new(config.memory_size.0),
+                config: config.clone(),
+            }),
+        };
+        let sweeper = cache.clone();
+        std::thread::Builder::new().name("caje-temp-sweep".into()).spawn(move || {
+            if let Err(err) = sweeper.inner.store.walk(true, |_, _| {}) {
+                tracing::warn!(error = %err, "could not sweep leftover temp files from the cache directory");
+            }
+        })?;
+        Ok(cache)
+    }
+
+    pub fn config(&self) -> &CacheConfig {
+        &self.inner.config
+    }
+
+    /// The stored response for this request, if any (stale or not: freshness is the caller's question).
+    pub async fn lookup(&self, key: &Key, request_headers: &HeaderMap) -> Option<Arc<Entry>> {
+        match self.slot(key).await? {
+            Slot::Entry(entry) => {
+                (!entry.varies() || vary_matches(&entry, request_headers)).then_some(entry)
+            }
+            Slot::Vary(names) => {
+                let variant = key.variant(&vary_values(&names, request_headers));
+                match self.slot(&variant).await? {
+                    Slot::Entry(entry) if vary_matches(&entry, request_headers) => Some(entry),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    async fn slot(&self, key: &Key) -> Option<Slot> {
+        if let Some(slot) = self.inner.memory.get(key) {
+            match &slot {
+                Slot::Entry(entry) if !entry.body_is_current() => self.inner.memory.remove(key),
+                _ => return Some(slot),
+            }
+        }
+        let inner = self.inner.clone();
+        let owned_key = key.clone();
+        let loaded = tokio::task::spawn_blocking(move || {
+            inner
+                .store
+                .load(&owned_key, inner.config.memory_max_object.0)
+        })
+        .await
+        .unwrap_or_else(|join| Err(io::Error::other(join)));
+        let slot = match loaded {
+            Ok(Some(Loaded::Entry(entry))) => Slot::Entry(Arc::from(entry)),
+            Ok(Some(Loaded::Vary(names))) => Slot::Vary(names.into()),
+            Ok(None) => return None,
+            Err(err) => {
+                metrics::counter!("caje_cache_store_errors_total", "op" => "read").increment(1);
+                tracing::warn!(key = %key, error = %err, "cache read failed; treating it as a miss");
+                return None;
+            }
+        };
+        self.inner.memory.insert(key.clone(), slot.clone());
+        Some(slot)
+    }
+
+    /// Starts writing a new body for `key`; readers can follow it while it is written.
+    pub fn begin_fill(&self, key: Key) -> io::Result<FillWriter> {
+        let (file, temp) = self.inner.store.create_temp(&key)?;
+        FillWriter::new(
+            key,
+            file,
+            temp.clone(),
+            self.inner.config.memory_max_object.0,
+        )
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&temp);
+        })
+    }
+
+    /// Publishes a completely written body with its head; `base` is the key before any Vary variant.
+    pub fn commit(
+        &self,
+        mut writer: FillWriter,
+        mut head: EntryHead,
+        base: &Key,
+    ) -> io::Result<Arc<Entry>> {
+        let (body_len, checksum, memory_copy) = writer.finish();
+        head.body_len = body_len;
+        head.body_checksum = checksum;
+        let store = &self.inner.store;
+        let fsync = self.inner.config.fsync;
+        let trailer = entry::encode_trailer(&Record::Response(Box::new(head.clone())));
+        {
+            use std::os::unix::fs::FileExt;
+            writer
+                .file
+                .write_all_at(&trailer, entry::MAGIC.len() as u64 + body_len)?;
+        }
+        if !head.vary.is_empty() {
+            let names: Vec<String> = head.vary.iter().map(|(name, _)| name.clone()).collect();
+            let known = matches!(self.inner.memory.get(base), Some(Slot::Vary(current)) if *current == *names);
+            if !known {
+                store.write_record(base, &Record::Vary(names.clone()), fsync)?;
+                self.inner
+                    .memory
+                    .insert(base.clone(), Slot::Vary(names.into()));
+            }
+        }
+        store.publish(&writer.file, &writer.temp, &writer.key, fsync)?;
+        let body = match memory_copy {
+            Some(bytes) => StoredBody::Memory(bytes),
+            None => {
+                let path = store.path(&writer.key);
+                let meta = writer.file.metadata()?;
+                StoredBody::File {
+                    path,
+                    offset: entry::MAGIC.len() as u64,
+                    stamp: stored::FileStamp::of(&meta),
+                }
+            }
+        };
+        let headers = head.header_map().map_err(io::Error::other)?;
+        let entry = Arc::new(Entry {
+            key: writer.key.clone(),
+            head,
+            headers,
+            body,
+        });
+        self.inner
+            .memory
+            .insert(writer.key.clone(), Slot::Entry(entry.clone()));
+        writer.complete();
+        Ok(entry)
+    }
+
+    /// Rewrites an entry with a new head and the same body (a merged 304, a soft purge).
+    pub fn update_head(&self, entry: &Entry, mut head: EntryHead) -> io::Result<Arc<Entry>> {
+        head.body_len = entry.head.body_len;
+        head.body_checksum = entry.head.body_checksum;
+        let mut writer = self.begin_fill(entry.key.clone())?;
+        match &entry.body {
+            StoredBody::Memory(bytes) => writer.write(bytes)?,
+            StoredBody::File { path, offset, .. } => {
+                let source = File::open(path)?;
+                copy_range(&source, *offset, entry.head.body_len, &mut writer)?;
+            }
+        }
+        let base = entry.key.clone();
+        self.commit(writer, head, &base)
+    }
+
+    /// The body bytes `range` of an entry.
+    pub fn body(&self, entry: &Entry, start: u64, end: u64) -> io::Result<BodySource> {
+        match &entry.body {
+            StoredBody::Memory(bytes) => {
+                Ok(BodySource::Bytes(bytes.slice(start as usize..end as usize)))
+            }
+            StoredBody::File { path, offset, .. } => {
+                let file = Arc::new(File::open(path)?);
+                Ok(BodySource::Stream(Box::pin(fill::file_stream(
+                    file,
+                    offset + start,
+                    offset + end,
+                ))))
+            }
+        }
+    }
+
+    /// Removes every stored response of a canonical URL. Returns how many files went.
+    pub fn remove_url(&self, url: &str) -> io::Result<usize> {
+        let digest = url_digest(url);
+        self.inner.memory.remove_url(&digest);
+        self.inner.store.remove_url(&digest)
+    }
+
+    /// Whether this node holds a file for the key.
+    pub fn has_key(&self, key: &Key) -> bool {
+        self.inner.store.path(key).exists()
+    }
+
+    /// Every stored response on this node's disk (reads heads only).
+    pub fn entries(&self) -> io::Result<Vec<EntrySummary>> {
+        let now = SystemTime::now();
+        let mut summaries = Vec::new();
+        let store = &self.inner.store;
+        store.walk(false, |key, _| {
+            if let Ok(Some(Loaded::Entry(entry))) = store.load(&key, 0) {
+                summaries.push(EntrySummary {
+                    key: key.to_string(),
+                    url: entry.head.url.clone(),
+                    origin: entry.head.origin.clone(),
+                    status: entry.head.status,
+                    size: entry.head.body_len,
+                    stored_at: entry.head.timeline.stored_at,
+                    ttl_left: entry.head.timeline.ttl_left(now),
+                    tags: entry.head.tags.clone(),
+                });
+            }
+        })?;
+        Ok(summaries)
+    }
+
+    /// Removes every entry on this node. Returns how many files went.
+    pub fn clear(&self) -> io::Result<usize> {
+        self.inner.memory.clear();
+        let mut removed = 0;
+        let store = &self.inner.store;
+        let mut failure = None;
+        store.walk(true, |key, _| match store.remove(&key) {
+            Ok(true) => removed += 1,
+            Ok(false) => {}
+            Err(err) => failure = Some(err),
+        })?;
+        failure.map_or(Ok(removed), Err)
+    }
+}
+
+/// Where a response body comes from.
+pub enum BodySource {
+    Bytes(Bytes),
+    Stream(std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>),
+}
+
+/// The request's values of the headers a response varies on (several lines joined with ", ").
+pub fn vary_values(names: &[String], headers: &HeaderMap) -> Vec<(String, Option<Vec<u8>>)> {
+    names
+        .iter()
+        .map(|name| {
+            let mut values = headers.get_all(name.as_str()).iter();
+            let value = values.next().map(|first| {
+                let mut joined = first.as_bytes().to_vec();
+                for more in values {
+                    joined.extend_from_slice(b", ");
+                    joined.extend_from_slice(more.as_bytes());
+                }
+                joined
+            });
+            (name.clone(), value)
+        })
+        .collect()
+}
+
+fn vary_matches(entry: &Entry, request_headers: &HeaderMap) -> bool {
+    let names: Vec<String> = entry
+        .head
+        .vary
+        .iter()
+        .map(|(name, _)| name.clone())
+        .collect();
+    let current = vary_values(&names, request_headers);
+    entry
+        .head
+        .vary
+        .iter()
+        .zip(current.iter())
+        .all(|((_, stored), (_, now))| stored.as_deref().map(|v| &v[..]) == now.as_deref())
+}
+
+fn copy_range(source: &File, offset: u64, len: u64, writer: &mut FillWriter) -> io::Result<()> {
+    use std::os::unix::fs::FileExt;
+    let mut buffer = vec![0u8; (len.min(1 << 20)) as usize];
+    let mut done = 0;
+    while done < len {
+        let want = (len - done).min(buffer.len() as u64) as usize;
+        source.read_exact_at(&mut buffer[..want], offset + done)?;
+        writer.write(&buffer[..want])?;
+        done += want as u64;
+    }
+    Ok(())
+}

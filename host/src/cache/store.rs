@@ -1,0 +1,274 @@
+//! The body store on the local filesystem: `cache_dir/ab/cd/<key>`, written to a temp file and renamed.
+//! A file that fails to decode or verify is removed and reported as absent, never served.
+
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use bytes::Bytes;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::Key;
+use super::entry::{self, EntryError, MAGIC, Record, TRAILER_LEN};
+use super::stored::{Entry, FileStamp, StoredBody};
+
+const TEMP_PREFIX: &str = ".tmp.";
+const VERIFY_CHUNK: usize = 1 << 20;
+
+pub struct DiskStore {
+    root: PathBuf,
+    temp_counter: AtomicU64,
+}
+
+/// A file's record, loaded and verified.
+pub enum Loaded {
+    Entry(Box<Entry>),
+    Vary(Vec<String>),
+}
+
+impl DiskStore {
+    pub fn open(root: &Path) -> io::Result<DiskStore> {
+        fs::create_dir_all(root).map_err(|err| {
+            io::Error::new(
+                err.kind(),
+                format!("cannot create cache_dir {}: {err}", root.display()),
+            )
+        })?;
+        Ok(DiskStore {
+            root: root.to_owned(),
+            temp_counter: AtomicU64::new(0),
+        })
+    }
+
+    fn shard(&self, key: &Key) -> PathBuf {
+        let digest = key.url_digest();
+        self.root.join(&digest[0..2]).join(&digest[2..4])
+    }
+
+    pub fn path(&self, key: &Key) -> PathBuf {
+        self.shard(key).join(key.as_str())
+    }
+
+    /// A new temp file beside the key's final path (same directory, so the rename is atomic).
+    pub fn create_temp(&self, key: &Key) -> io::Result<(File, PathBuf)> {
+        let shard = self.shard(key);
+        fs::create_dir_all(&shard)?;
+        let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
+        let path = shard.join(format!(
+            "{TEMP_PREFIX}{}.{}.{n}",
+            key.as_str(),
+            std::process::id()
+        ));
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        Ok((file, path))
+    }
+
+    /// Writes a whole small record (a vary record) atomically.
+    pub fn write_record(&self, key: &Key, record: &Record, fsync: bool) -> io::Result<()> {
+        let (file, temp) = self.create_temp(key)?;
+        let result = (|| {
+            file.write_all_at(&entry::encode(record, &[]), 0)?;
+            self.publish(&file, &temp, key, fsync)
+        })();
+        if result.is_err() {
+            let _ = fs::remove_file(&temp);
+        }
+        result
+    }
+
+    /// Makes a fully written temp file the key's entry.
+    pub fn publish(&self, file: &File, temp: &Path, key: &Key, fsync: bool) -> io::Result<()> {
+        if fsync {
+            file.sync_data()?;
+        }
+        fs::rename(temp, self.path(key))
+    }
+
+    /// Reads and verifies a key's file. Corrupt or foreign files are removed and reported as `Ok(None)`.
+    pub fn load(&self, key: &Key, memory_max_object: u64) -> io::Result<Option<Loaded>> {
+        let path = self.path(key);
+        let file = match File::open(&path) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        match read_verified(key, &path, &file, memory_max_object) {
+            Ok(loaded) => Ok(Some(loaded)),
+            Err(LoadError::Io(err)) => Err(err),
+            Err(LoadError::Entry(err)) => {
+                metrics::counter!("caje_cache_corrupt_entries_total").increment(1);
+                tracing::warn!(path = %path.display(), error = %err, "removing a cache file that does not verify; treating it as a miss");
+                let _ = fs::remove_file(&path);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Removes every file of one URL (all policy components and variants). Returns how many went.
+    pub fn remove_url(&self, url_digest: &str) -> io::Result<usize> {
+        let shard = self.root.join(&url_digest[0..2]).join(&url_digest[2..4]);
+        let dir = match fs::read_dir(&shard) {
+            Ok(dir) => dir,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
+            Err(err) => return Err(err),
+        };
+        let mut removed = 0;
+        for item in dir {
+            let item = item?;
+            if item
+                .file_name()
+                .to_str()
+                .is_some_and(|name| name.starts_with(url_digest))
+            {
+                match fs::remove_file(item.path()) {
+                    Ok(()) => removed += 1,
+                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
+                    Err(err) => return Err(err),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    pub fn remove(&self, key: &Key) -> io::Result<bool> {
+        match fs::remove_file(self.path(key)) {
+            Ok(()) => Ok(true),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Calls `visit` with the key of every entry file, and removes leftover temp files when `sweep_temp`.
+    pub fn walk(&self, sweep_temp: bool, mut visit: impl FnMut(Key, &Path)) -> io::Result<()> {
+        for level1 in read_dir_sorted(&self.root)? {
+            for level2 in read_dir_sorted(&level1)? {
+                for file in read_dir_sorted(&level2)? {
+                    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
+                        continue;
+                    };
+                    if name.starts_with(TEMP_PREFIX) {
+                        if sweep_temp {
+                            let _ = fs::remove_file(&file);
+                        }
+                    } else if let Some(key) = Key::from_file_name(name) {
+                        visit(key, &file);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn read_dir_sorted(dir: &Path) -> io::Result<Vec<PathBuf>> {
+    let mut paths = match fs::read_dir(dir) {
+        Ok(items) => items
+            .filter_map(|item| item.ok().map(|item| item.path()))
+            .collect::<Vec<_>>(),
+        Err(err)
+            if err.kind() == io::ErrorKind::NotFound
+                || err.kind() == io::ErrorKind::NotADirectory =>
+        {
+            return Ok(Vec::new());
+        }
+        Err(err) => return Err(err),
+    };
+    paths.sort();
+    Ok(paths)
+}
+
+enum LoadError {
+    Io(io::Error),
+    Entry(EntryError),
+}
+
+impl From<EntryError> for LoadError {
+    fn from(err: EntryError) -> Self {
+        LoadError::Entry(err)
+    }
+}
+
+impl From<io::Error> for LoadError {
+    fn from(err: io::Error) -> Self {
+        if err.kind() == io::ErrorKind::UnexpectedEof {
+            LoadError::Entry(EntryError::Truncated)
+        } else {
+            LoadError::Io(err)
+        }
+    }
+}
+
+fn read_verified(
+    key: &Key,
+    path: &Path,
+    file: &File,
+    memory_max_object: u64,
+) -> Result<Loaded, LoadError> {
+    let meta = file.metadata()?;
+    let len = meta.len();
+    let mut magic = [0u8; MAGIC.len()];
+    file.read_exact_at(&mut magic, 0)?;
+    if &magic != MAGIC {
+        return Err(EntryError::Foreign.into());
+    }
+    if len < entry::OVERHEAD {
+        return Err(EntryError::Truncated.into());
+    }
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.read_exact_at(&mut trailer, len - TRAILER_LEN)?;
+    let (head_start, head_len, checksum) = entry::parse_trailer(len, &trailer)?;
+    let mut head = vec![0u8; head_len as usize];
+    file.read_exact_at(&mut head, head_start)?;
+    let head = match entry::decode_head(&head, checksum)? {
+        Record::Vary(names) => return Ok(Loaded::Vary(names)),
+        Record::Response(head) => *head,
+    };
+    let body_offset = MAGIC.len() as u64;
+    if head.body_len != head_start - body_offset {
+        return Err(EntryError::Corrupt("body length").into());
+    }
+    let headers = head.header_map()?;
+    let body = if head.body_len <= memory_max_object {
+        let mut body = vec![0u8; head.body_len as usize];
+        file.read_exact_at(&mut body, body_offset)?;
+        if xxhash_rust::xxh3::xxh3_64(&body) != head.body_checksum {
+            return Err(EntryError::Checksum.into());
+        }
+        StoredBody::Memory(Bytes::from(body))
+    } else {
+        verify_streaming(file, body_offset, head.body_len, head.body_checksum)?;
+        StoredBody::File {
+            path: path.to_owned(),
+            offset: body_offset,
+            stamp: FileStamp::of(&meta),
+        }
+    };
+    Ok(Loaded::Entry(Box::new(Entry {
+        key: key.clone(),
+        head,
+        headers,
+        body,
+    })))
+}
+
+fn verify_streaming(file: &File, offset: u64, len: u64, expected: u64) -> Result<(), LoadError> {
+    let mut hasher = Xxh3::new();
+    let mut buffer = vec![0u8; VERIFY_CHUNK];
+    let mut done = 0u64;
+    while done < len {
+        let want = (len - done).min(VERIFY_CHUNK as u64) as usize;
+        file.read_exact_at(&mut buffer[..want], offset + done)?;
+        hasher.update(&buffer[..want]);
+        done += want as u64;
+    }
+    if hasher.digest() != expected {
+        return Err(EntryError::Checksum.into());
+    }
+    Ok(())
+}

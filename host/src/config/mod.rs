@@ -1,0 +1,264 @@
+//! `caje.toml` → a typed, validated [`Config`].
+//! Errors name the file, the key and the line, and say how to fix the value.
+
+mod error;
+mod units;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+pub use error::ConfigError;
+pub use units::ByteSize;
+
+/// The whole configuration of one caje node.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the proxy listens on.
+    pub listen: SocketAddr,
+    /// Directory of this node's cached bodies.
+    pub cache_dir: PathBuf,
+    /// The SQLite manifest shared by every node.
+    pub database: PathBuf,
+    /// Directory of `*.wasm` cache policies.
+    pub policies_dir: PathBuf,
+    /// Origin used when no policy picks one.
+    pub default_origin: String,
+    pub origins: BTreeMap<String, OriginConfig>,
+    pub cache: CacheConfig,
+    pub server: ServerConfig,
+    pub log: LogConfig,
+}
+
+/// One `[origins.<name>]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OriginConfig {
+    /// Base URL (`http://` or `https://`, optional path prefix).
+    pub url: OriginUrl,
+    /// `Host` header sent to the origin instead of the URL's authority.
+    #[serde(default)]
+    pub host: Option<String>,
+    #[serde(
+        default = "defaults::connect_timeout",
+        deserialize_with = "units::duration"
+    )]
+    pub connect_timeout: Duration,
+    /// Longest wait for the response head, and between two body chunks.
+    #[serde(
+        default = "defaults::read_timeout",
+        deserialize_with = "units::duration"
+    )]
+    pub read_timeout: Duration,
+}
+
+/// An origin base URL, checked when the config is read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginUrl(pub http::Uri);
+
+impl<'de> Deserialize<'de> for OriginUrl {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        parse_origin_url(&text).map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_origin_url(text: &str) -> Result<OriginUrl, String> {
+    let uri: http::Uri = text.parse().map_err(|err| {
+        format!("invalid URL {text:?} ({err}); write it like \"https://example.com\"")
+    })?;
+    match uri.scheme_str() {
+        Some("http" | "https") => {}
+        _ => {
+            return Err(format!(
+                "origin URL {text:?} must start with http:// or https://"
+            ));
+        }
+    }
+    if uri.authority().is_none() {
+        return Err(format!("origin URL {text:?} has no host"));
+    }
+    if uri.query().is_some() {
+        return Err(format!("origin URL {text:?} must not have a query string"));
+    }
+    Ok(OriginUrl(uri))
+}
+
+/// `[cache]`: the body store and freshness rules.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CacheConfig {
+    /// Bodies larger than this are passed through uncached.
+    pub max_object_size: ByteSize,
+    /// Memory kept for hot entries (heads and small bodies); the rest is read from disk.
+    pub memory_size: ByteSize,
+    /// Bodies up to this size are kept in memory when hot; larger ones are streamed from disk.
+    pub memory_max_object: ByteSize,
+    /// fsync each entry before it becomes visible (survives power loss, costs fill throughput).
+    pub fsync: bool,
+    /// Honour a client's `Cache-Control: max-stale` (off: a shared cache decides staleness itself).
+    pub honor_client_max_stale: bool,
+    /// Longest time a coalesced request waits for another request's origin fetch before fetching itself.
+    #[serde(deserialize_with = "units::duration")]
+    pub coalesce_wait: Duration,
+}
+
+impl Default for CacheConfig {
+    fn default() -> Self {
+        CacheConfig {
+            max_object_size: ByteSize(1 << 30),
+            memory_size: ByteSize(16 << 20),
+            memory_max_object: ByteSize(2 << 20),
+            fsync: false,
+            honor_client_max_stale: false,
+            coalesce_wait: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[server]`: the client-facing listener's limits.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Largest request head (request line + headers) accepted; larger gets 431/400.
+    pub max_header_size: ByteSize,
+    /// Most request headers accepted.
+    pub max_headers: usize,
+    /// A client must send its whole request head within this time (slowloris defence).
+    #[serde(deserialize_with = "units::duration")]
+    pub header_read_timeout: Duration,
+    /// How long shutdown waits for in-flight requests before closing them.
+    #[serde(deserialize_with = "units::duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            max_header_size: ByteSize(64 << 10),
+            max_headers: 100,
+            header_read_timeout: Duration::from_secs(10),
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// `[log]`: log format and verbosity.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    pub format: LogFormat,
+    /// A `tracing` filter such as `"info"` or `"caje=debug,info"`; `RUST_LOG` overrides it.
+    pub level: String,
+    /// One line per request (target `caje::access`) with method, URL, status, cache verdict, origin, time.
+    pub access: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            format: LogFormat::Text,
+            level: "info".into(),
+            access: true,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+mod defaults {
+    use std::time::Duration;
+
+    pub fn connect_timeout() -> Duration {
+        Duration::from_secs(5)
+    }
+    pub fn read_timeout() -> Duration {
+        Duration::from_secs(30)
+    }
+}
+
+/// The file as written; paths are still relative to the file.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    listen: SocketAddr,
+    cache_dir: PathBuf,
+    database: PathBuf,
+    policies_dir: PathBuf,
+    default_origin: toml::Spanned<String>,
+    origins: toml::Spanned<BTreeMap<String, OriginConfig>>,
+    #[serde(default)]
+    cache: CacheConfig,
+    #[serde(default)]
+    server: ServerConfig,
+    #[serde(default)]
+    log: LogConfig,
+}
+
+impl Config {
+    /// Reads and validates a config file; relative paths in it are relative to the file's directory.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text =
+            std::fs::read_to_string(path).map_err(|err| ConfigError::unreadable(path, &err))?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses config text; `path` names the file in errors and anchors relative paths.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let raw: RawConfig =
+            toml::from_str(text).map_err(|err| ConfigError::from_toml(path, text, &err))?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        let origins_span = raw.origins.span();
+        let origins = raw.origins.into_inner();
+        if origins.is_empty() {
+            return Err(ConfigError::at(
+                path,
+                text,
+                origins_span,
+                "origins",
+                "no origin is configured",
+                "add a table such as [origins.web] with url = \"https://example.com\"",
+            ));
+        }
+        let default_span = raw.default_origin.span();
+        let default_origin = raw.default_origin.into_inner();
+        if !origins.contains_key(&default_origin) {
+            let known: Vec<&str> = origins.keys().map(String::as_str).collect();
+            return Err(ConfigError::at(
+                path,
+                text,
+                default_span,
+                "default_origin",
+                &format!("there is no [origins.{default_origin}] table"),
+                &format!("use one of: {}", known.join(", ")),
+            ));
+        }
+        if raw.cache.memory_max_object > raw.cache.memory_size {
+            return Err(ConfigError::keyed(
+                path,
+                "cache.memory_max_object",
+                "is larger than cache.memory_size",
+                "raise cache.memory_size or lower cache.memory_max_object",
+            ));
+        }
+        Ok(Config {
+            listen: raw.listen,
+            cache_dir: base.join(raw.cache_dir),
+            database: base.join(raw.database),
+            policies_dir: base.join(raw.policies_dir),
+            default_origin,
+            origins,
+            cache: raw.cache,
+            server: raw.server,
+            log: raw.log,
+        })
+    }
+}

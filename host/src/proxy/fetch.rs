@@ -1,0 +1,476 @@
+//! The miss path: one origin fetch, the storability verdict, and the fill that stores the body
+//! while clients read it. A 304 to a revalidation is merged into the stored entry.
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use bytes::{Bytes, BytesMut};
+use http::header::{self, HeaderMap, HeaderName};
+use http::{Method, Request, Response, StatusCode, request, response};
+use http_body_util::BodyExt;
+use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use hyper::body::Incoming;
+
+use super::Proxy;
+use super::body::Body;
+use super::canonical::CanonicalRequest;
+use super::headers;
+use super::origin::{Origin, OriginError};
+use crate::cache::{self, Entry, EntryHead, FillHandle, FillWriter, Key, Timeline};
+
+/// Request headers that would turn the cache's fetch into something other than a full 200.
+const CLIENT_CONDITIONALS: [HeaderName; 6] = [
+    header::IF_NONE_MATCH,
+    header::IF_MODIFIED_SINCE,
+    header::IF_MATCH,
+    header::IF_UNMODIFIED_SINCE,
+    header::IF_RANGE,
+    header::RANGE,
+];
+/// Largest error body buffered to share among coalesced requests.
+const ERROR_BODY_LIMIT: usize = 64 << 10;
+/// Headers of a 304 that must not replace the stored ones: they describe the body, which is reused.
+const NOT_UPDATED_BY_304: [HeaderName; 4] = [
+    header::CONTENT_LENGTH,
+    header::CONTENT_ENCODING,
+    header::TRANSFER_ENCODING,
+    header::CONTENT_RANGE,
+];
+
+/// A response whose body is being written to the store.
+pub struct StreamingFill {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub handle: FillHandle,
+    /// Request values of the varied headers, for followers whose request may differ.
+    pub vary: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// What a fetch produced, as seen by every request that waited for it.
+#[derive(Clone)]
+pub enum Outcome {
+    Streaming(Arc<StreamingFill>),
+    Revalidated(Arc<Entry>),
+    /// The response is for the requesting client alone; others must fetch for themselves.
+    NotShared,
+    Failed(Arc<Failure>),
+}
+
+pub enum Failure {
+    Origin(OriginError),
+    /// The origin answered with a server error (its small body buffered).
+    Status {
+        status: StatusCode,
+        headers: HeaderMap,
+        body: Bytes,
+    },
+}
+
+impl Failure {
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Failure::Origin(err) => err.status(),
+            Failure::Status { status, .. } => *status,
+        }
+    }
+}
+
+/// What one fetch hands to the request that made it.
+pub enum Fetched {
+    Fill(Arc<StreamingFill>, Box<Pump>),
+    Revalidated(Arc<Entry>),
+    Private(Response<Body>),
+    Failed(Arc<Failure>),
+}
+
+impl Fetched {
+    /// The outcome as followers see it (a private response stays with its request).
+    pub fn outcome(&self) -> Outcome {
+        match self {
+            Fetched::Fill(fill, _) => Outcome::Streaming(fill.clone()),
+            Fetched::Revalidated(entry) => Outcome::Revalidated(entry.clone()),
+            Fetched::Private(_) => Outcome::NotShared,
+            Fetched::Failed(failure) => Outcome::Failed(failure.clone()),
+        }
+    }
+}
+
+/// One cacheable fetch: the request, where it goes, and what is already stored for it.
+pub struct Fetch<'a> {
+    pub request: &'a CanonicalRequest,
+    pub origin: &'a Arc<Origin>,
+    pub base: &'a Key,
+    pub stale: Option<&'a Arc<Entry>>,
+}
+
+impl Fetch<'_> {
+    pub async fn run(&self, proxy: &Proxy) -> Fetched {
+        let mut origin_request = self.origin_request();
+        if let Some(stale) = self.stale {
+            add_validators(stale, &mut origin_request, &self.request_parts());
+        }
+        let response = match self.origin.send(origin_request).await {
+            Ok(response) => response,
+            Err(err) => return Fetched::Failed(Arc::new(Failure::Origin(err))),
+        };
+        let (mut parts, body) = response.into_parts();
+        headers::remove_hop_by_hop(&mut parts.headers);
+        let now = SystemTime::now();
+        if parts.status == StatusCode::NOT_MODIFIED {
+            if let Some(stale) = self.stale
+                && let Some(entry) = self.merge_not_modified(proxy, stale, &parts, now)
+            {
+                return Fetched::Revalidated(entry);
+            }
+            return Fetched::Private(pass_through(parts, body, self.origin));
+        }
+        if parts.status.is_server_error() {
+            return Fetched::Failed(Arc::new(buffer_failure(parts, body, self.origin).await));
+        }
+        self.store_or_pass(proxy, parts, body, now)
+    }
+
+    fn request_parts(&self) -> request::Parts {
+        let mut parts = Request::get(self.request.uri.clone())
+            .body(())
+            .expect("canonical URI is valid")
+            .into_parts()
+            .0;
+        parts.headers = self.request.headers.clone();
+        parts
+    }
+
+    fn origin_request(&self) -> Request<Body> {
+        let mut headers = self.request.headers.clone();
+        for name in CLIENT_CONDITIONALS {
+            headers.remove(name);
+        }
+        headers::remove_unkeyed_overrides(&mut headers);
+        headers::add_forwarding(
+            &mut headers,
+            self.request.client.ip(),
+            &self.request.host,
+            self.request.uri.scheme_str().unwrap_or("http"),
+        );
+        let mut request = Request::new(Body::Empty);
+        *request.method_mut() = Method::GET;
+        *request.uri_mut() = self.origin.uri_for(self.request.path_and_query());
+        *request.headers_mut() = headers;
+        request
+    }
+
+    fn merge_not_modified(
+        &self,
+        proxy: &Proxy,
+        stale: &Arc<Entry>,
+        not_modified: &response::Parts,
+        now: SystemTime,
+    ) -> Option<Arc<Entry>> {
+        let vary: Vec<String> = stale
+            .head
+            .vary
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect();
+        let persisted = cache::persisted_request(&self.request_parts(), &vary);
+        let AfterResponse::NotModified(policy, _) =
+            stale
+                .head
+                .policy
+                .after_response(&persisted, not_modified, now)
+        else {
+            return None;
+        };
+        let mut headers = stale.headers.clone();
+        for name in not_modified.headers.keys() {
+            if NOT_UPDATED_BY_304.contains(name) || name == header::SET_COOKIE {
+                continue;
+            }
+            headers.remove(name);
+            for value in not_modified.headers.get_all(name) {
+                headers.append(name.clone(), value.clone());
+            }
+        }
+        let windows = cache::default_windows(&policy, &headers, now);
+        let mut head = stale.head.clone();
+        head.headers = stored_headers(&headers);
+        head.policy = policy;
+        head.timeline = Timeline::new(now, &windows);
+        match proxy.cache.update_head(stale, head) {
+            Ok(entry) => Some(entry),
+            Err(err) => {
+                metrics::counter!("caje_cache_store_errors_total", "op" => "revalidate")
+                    .increment(1);
+                tracing::warn!(url = %self.request.url, error = %err, "could not store a revalidated entry");
+                None
+            }
+        }
+    }
+
+    fn store_or_pass(
+        &self,
+        proxy: &Proxy,
+        parts: response::Parts,
+        body: Incoming,
+        now: SystemTime,
+    ) -> Fetched {
+        let full_request = self.request_parts();
+        let policy = CachePolicy::new_options(&full_request, &parts, now, cache_options());
+        let windows = cache::default_windows(&policy, &parts.headers, now);
+        let max_size = proxy.cache.config().max_object_size.0;
+        if let Err(reason) =
+            cache::check_storable(&full_request, &parts, &policy, windows.ttl, max_size)
+        {
+            tracing::debug!(url = %self.request.url, reason = reason.as_str(), "not storing");
+            return Fetched::Private(pass_through(parts, body, self.origin));
+        }
+        let vary = cache::vary_names(&parts.headers).unwrap_or_default();
+        let vary_values = cache::vary_values(&vary, &self.request.headers);
+        let key = if vary.is_empty() {
+            self.base.clone()
+        } else {
+            self.base.variant(&vary_values)
+        };
+        let writer = match proxy.cache.begin_fill(key) {
+            Ok(writer) => writer,
+            Err(err) => {
+                metrics::counter!("caje_cache_store_errors_total", "op" => "create").increment(1);
+                tracing::warn!(url = %self.request.url, error = %err, "cannot write to the cache; passing the response through");
+                return Fetched::Private(pass_through(parts, body, self.origin));
+            }
+        };
+        let persisted = cache::persisted_request(&full_request, &vary);
+        let head = EntryHead {
+            url: self.request.url.clone(),
+            origin: self.origin.name.clone(),
+            status: parts.status.as_u16(),
+            headers: stored_headers(&parts.headers),
+            policy: CachePolicy::new_options(&persisted, &parts, now, cache_options()),
+            timeline: Timeline::new(now, &windows),
+            shared_with_authorization: allows_authorization(&parts.headers),
+            vary: vary_values
+                .iter()
+                .map(|(name, value)| (name.clone(), value.clone().map(serde_bytes::ByteBuf::from)))
+                .collect(),
+            tags: Vec::new(),
+            body_len: 0,
+            body_checksum: 0,
+        };
+        let fill = Arc::new(StreamingFill {
+            status: parts.status,
+            headers: parts.headers,
+            handle: writer.handle(),
+            vary: vary_values,
+        });
+        let pump = Pump {
+            body,
+            writer,
+            head,
+            base: self.base.clone(),
+            origin: self.origin.clone(),
+            max_size,
+        };
+        Fetched::Fill(fill, Box::new(pump))
+    }
+}
+
+/// Copies the origin's body into the store; runs to the end even when every client has gone.
+pub struct Pump {
+    body: Incoming,
+    writer: FillWriter,
+    head: EntryHead,
+    base: Key,
+    origin: Arc<Origin>,
+    max_size: u64,
+}
+
+impl Pump {
+    pub async fn run(mut self, proxy: &Proxy) -> Option<Arc<Entry>> {
+        let url = self.head.url.clone();
+        loop {
+            let frame =
+                match tokio::time::timeout(self.origin.read_timeout, self.body.frame()).await {
+                    Err(_) => {
+                        let reason = self.origin.body_timeout().to_string();
+                        return self.abandon(&url, &reason);
+                    }
+                    Ok(None) => break,
+                    Ok(Some(Err(err))) => return self.abandon(&url, &err.to_string()),
+                    Ok(Some(Ok(frame))) => frame,
+                };
+            if let Ok(data) = frame.into_data()
+                && let Err(err) = self.writer.write(&data)
+            {
+                metrics::counter!("caje_cache_store_errors_total", "op" => "write").increment(1);
+                return self.abandon(&url, &format!("cache write failed: {err}"));
+            }
+        }
+        let declared = self
+            .head
+            .headers
+            .iter()
+            .find(|(name, _)| name == "content-length");
+        let declared = declared.and_then(|(_, v)| std::str::from_utf8(v).ok()?.parse::<u64>().ok());
+        if declared.is_some_and(|len| len != self.writer.written()) {
+            return self.abandon(&url, "body length differs from Content-Length");
+        }
+        if self.writer.written() > self.max_size {
+            tracing::debug!(url = %url, "body outgrew max_object_size; served but not stored");
+            self.writer.complete_unstored();
+            return None;
+        }
+        match proxy.cache.commit(self.writer, self.head, &self.base) {
+            Ok(entry) => {
+                metrics::counter!("caje_cache_fills_total").increment(1);
+                Some(entry)
+            }
+            Err(err) => {
+                metrics::counter!("caje_cache_store_errors_total", "op" => "commit").increment(1);
+                tracing::warn!(url = %url, error = %err, "could not store a response");
+                None
+            }
+        }
+    }
+
+    fn abandon(self, url: &str, reason: &str) -> Option<Arc<Entry>> {
+        metrics::counter!("caje_fills_abandoned_total").increment(1);
+        tracing::warn!(url = %url, origin = %self.origin.name, reason, "fill abandoned; nothing stored");
+        None
+    }
+}
+
+fn cache_options() -> CacheOptions {
+    CacheOptions {
+        shared: true,
+        ..CacheOptions::default()
+    }
+}
+
+/// The response directives that let a shared cache answer requests carrying Authorization.
+fn allows_authorization(headers: &HeaderMap) -> bool {
+    headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
+        value.to_str().is_ok_and(|value| {
+            value.split(',').any(|d| {
+                let name = d
+                    .split('=')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase();
+                matches!(name.as_str(), "public" | "s-maxage" | "must-revalidate")
+            })
+        })
+    })
+}
+
+fn stored_headers(headers: &HeaderMap) -> Vec<(String, serde_bytes::ByteBuf)> {
+    headers
+        .iter()
+        .filter(|(name, _)| *name != header::SET_COOKIE && *name != header::AGE)
+        .map(|(name, value)| {
+            (
+                name.as_str().to_owned(),
+                serde_bytes::ByteBuf::from(value.as_bytes()),
+            )
+        })
+        .collect()
+}
+
+fn add_validators(
+    stale: &Entry,
+    origin_request: &mut Request<Body>,
+    client_request: &request::Parts,
+) {
+    let conditional = match stale
+        .head
+        .policy
+        .before_request(client_request, SystemTime::now())
+    {
+        BeforeRequest::Stale { request, .. } => request.headers,
+        BeforeRequest::Fresh(_) => HeaderMap::new(),
+    };
+    let headers = origin_request.headers_mut();
+    for name in [header::IF_NONE_MATCH, header::IF_MODIFIED_SINCE] {
+        if let Some(value) = conditional.get(&name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    for (condition, validator) in [
+        (header::IF_NONE_MATCH, header::ETAG),
+        (header::IF_MODIFIED_SINCE, header::LAST_MODIFIED),
+    ] {
+        if !headers.contains_key(&condition)
+            && let Some(value) = stale.headers.get(validator)
+        {
+            headers.insert(condition, value.clone());
+        }
+    }
+}
+
+/// A response for one client, streamed from the origin with the origin's read timeout between chunks.
+pub fn pass_through(
+    parts: response::Parts,
+    body: Incoming,
+    origin: &Arc<Origin>,
+) -> Response<Body> {
+    let origin = origin.clone();
+    let stream = futures_util::stream::unfold(Some(body), move |body| {
+        let origin = origin.clone();
+        async move {
+            let mut body = body?;
+            loop {
+                match tokio::time::timeout(origin.read_timeout, body.frame()).await {
+                    Err(_) => return Some((Err(origin.body_timeout().into()), None)),
+                    Ok(None) => return None,
+                    Ok(Some(Err(err))) => {
+                        return Some((Err(super::body::BoxError::from(err)), None));
+                    }
+                    Ok(Some(Ok(frame))) => {
+                        if let Ok(data) = frame.into_data() {
+                            return Some((Ok(data), Some(body)));
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Response::from_parts(parts, Body::stream(stream))
+}
+
+async fn buffer_failure(parts: response::Parts, mut body: Incoming, origin: &Origin) -> Failure {
+    let mut buffered = BytesMut::new();
+    let complete = loop {
+        match tokio::time::timeout(origin.read_timeout, body.frame()).await {
+            Ok(None) => break true,
+            Ok(Some(Ok(frame))) => {
+                if let Ok(data) = frame.into_data() {
+                    buffered.extend_from_slice(&data);
+                }
+                if buffered.len() > ERROR_BODY_LIMIT {
+                    break false;
+                }
+            }
+            Ok(Some(Err(_))) | Err(_) => break false,
+        }
+    };
+    let mut headers = parts.headers;
+    headers.remove(header::CONTENT_LENGTH);
+    let body = if complete {
+        buffered.freeze()
+    } else {
+        // Never relay part of a body as if it were all of it.
+        headers.insert(
+            header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        Bytes::from(format!(
+            "origin {} answered {} with a body caje did not relay\n",
+            origin.name, parts.status
+        ))
+    };
+    Failure::Status {
+        status: parts.status,
+        headers,
+        body,
+    }
+}

@@ -1,0 +1,56 @@
+//! The hyper service: a request's life from canonical form through lookup, coalesced origin fetch
+//! and fill, to the response. The modules below it own one phase each.
+
+mod body;
+mod canonical;
+mod coalesce;
+mod fetch;
+mod headers;
+mod origin;
+mod respond;
+mod server;
+mod service;
+
+use std::sync::Arc;
+
+use http::uri::Scheme;
+
+pub use body::Body;
+pub use canonical::{BadRequest, CanonicalRequest};
+pub use origin::{OriginError, Origins};
+pub use server::serve;
+
+use crate::cache::Cache;
+use crate::config::Config;
+
+/// Everything a request needs, shared by all connections.
+pub struct Proxy {
+    cache: Cache,
+    origins: Origins,
+    coalescer: Arc<coalesce::Coalescer>,
+    default_origin: String,
+    scheme: Scheme,
+    access_log: bool,
+}
+
+impl Proxy {
+    pub fn new(config: &Config, cache: Cache) -> Proxy {
+        Proxy {
+            cache,
+            origins: Origins::new(&config.origins),
+            coalescer: Arc::default(),
+            default_origin: config.default_origin.clone(),
+            scheme: Scheme::HTTP,
+            access_log: config.log.access,
+        }
+    }
+
+    pub fn cache(&self) -> &Cache {
+        &self.cache
+    }
+
+    /// Origin fetches currently in flight (one per key however many requests wait for it).
+    pub fn fetches_in_flight(&self) -> usize {
+        self.coalescer.in_flight()
+    }
+}

@@ -1,0 +1,153 @@
+//! Named origins and their pooled HTTP clients (HTTP/1.1, HTTP/2 over TLS with rustls).
+//! Failures become [`OriginError`]s that name the origin, so a 502/504 tells the operator where to look.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::header::{self, HeaderValue};
+use http::uri::PathAndQuery;
+use http::{Request, Response, Uri};
+use hyper::body::Incoming;
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+
+use super::body::Body;
+use crate::config::OriginConfig;
+
+pub struct Origin {
+    pub name: String,
+    base: Uri,
+    host: HeaderValue,
+    pub read_timeout: Duration,
+    client: Client<HttpsConnector<HttpConnector>, Body>,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum OriginError {
+    #[error("origin {origin} is unreachable: {detail}")]
+    Unreachable { origin: String, detail: String },
+    #[error("origin {origin} did not answer within {}", humantime::format_duration(*after))]
+    Timeout { origin: String, after: Duration },
+    #[error("origin {origin} broke off the response: {detail}")]
+    Broken { origin: String, detail: String },
+}
+
+impl OriginError {
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            OriginError::Timeout { .. } => http::StatusCode::GATEWAY_TIMEOUT,
+            _ => http::StatusCode::BAD_GATEWAY,
+        }
+    }
+}
+
+impl Origin {
+    fn new(name: &str, config: &OriginConfig) -> Origin {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(config.connect_timeout));
+        http.set_nodelay(true);
+        let https = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
+            .expect("the ring provider supports the default protocol versions")
+            .https_or_http()
+            .enable_http1()
+            .enable_http2()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .pool_max_idle_per_host(256)
+            .build(https);
+        let base = config.url.0.clone();
+        let host = match &config.host {
+            Some(host) => HeaderValue::from_str(host),
+            None => HeaderValue::from_str(base.authority().map_or("", |a| a.as_str())),
+        }
+        .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
+        Origin {
+            name: name.to_owned(),
+            base,
+            host,
+            read_timeout: config.read_timeout,
+            client,
+        }
+    }
+
+    /// The origin's URL for a client path: the base URL's path prefix joined with it.
+    pub fn uri_for(&self, path_and_query: &str) -> Uri {
+        let prefix = self.base.path().trim_end_matches('/');
+        let joined = format!("{prefix}{path_and_query}");
+        let mut parts = self.base.clone().into_parts();
+        parts.path_and_query = PathAndQuery::try_from(joined).ok();
+        Uri::from_parts(parts).unwrap_or_else(|_| self.base.clone())
+    }
+
+    /// Sends a request (its Host is replaced by the origin's) and waits for the response head.
+    pub async fn send(
+        &self,
+        mut request: Request<Body>,
+    ) -> Result<Response<Incoming>, OriginError> {
+        request
+            .headers_mut()
+            .insert(header::HOST, self.host.clone());
+        let started = std::time::Instant::now();
+        let result = tokio::time::timeout(self.read_timeout, self.client.request(request)).await;
+        metrics::histogram!("caje_origin_seconds", "origin" => self.name.clone())
+            .record(started.elapsed().as_secs_f64());
+        match result {
+            Err(_) => Err(OriginError::Timeout {
+                origin: self.name.clone(),
+                after: self.read_timeout,
+            }),
+            Ok(Err(err)) if err.is_connect() => Err(OriginError::Unreachable {
+                origin: self.name.clone(),
+                detail: error_chain(&err),
+            }),
+            Ok(Err(err)) => Err(OriginError::Broken {
+                origin: self.name.clone(),
+                detail: error_chain(&err),
+            }),
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// Error for a body that stalled longer than the read timeout.
+    pub fn body_timeout(&self) -> OriginError {
+        OriginError::Timeout {
+            origin: self.name.clone(),
+            after: self.read_timeout,
+        }
+    }
+}
+
+fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// Every configured origin by name.
+pub struct Origins(HashMap<String, Arc<Origin>>);
+
+impl Origins {
+    pub fn new<'a>(configs: impl IntoIterator<Item = (&'a String, &'a OriginConfig)>) -> Origins {
+        Origins(
+            configs
+                .into_iter()
+                .map(|(name, config)| (name.clone(), Arc::new(Origin::new(name, config))))
+                .collect(),
+        )
+    }
+
+    pub fn get(&self, name: &str) -> Option<&Arc<Origin>> {
+        self.0.get(name)
+    }
+}

@@ -1,0 +1,353 @@
+//! Client responses: hits (Age, conditional 304, single Range), fills, failures and errors, each
+//! marked with `Cache-Status` (RFC 9211) and `X-Cache`.
+
+use std::fmt::Write as _;
+use std::time::SystemTime;
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Method, Response, StatusCode};
+
+use super::body::Body;
+use super::canonical::CanonicalRequest;
+use super::fetch::{Failure, StreamingFill};
+use super::headers;
+use crate::cache::{BodySource, Cache, Entry};
+
+/// The short verdict in `X-Cache`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum XCache {
+    Hit,
+    Miss,
+    Stale,
+    Bypass,
+    Revalidated,
+}
+
+impl XCache {
+    fn as_str(self) -> &'static str {
+        match self {
+            XCache::Hit => "HIT",
+            XCache::Miss => "MISS",
+            XCache::Stale => "STALE",
+            XCache::Bypass => "BYPASS",
+            XCache::Revalidated => "REVALIDATED",
+        }
+    }
+}
+
+/// One `Cache-Status` entry (RFC 9211) describing what caje did.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CacheStatus {
+    pub hit: bool,
+    /// Why the request went forward: `uri-miss`, `stale`, `bypass`, `method`, `request`, `vary-miss`.
+    pub forward: Option<&'static str>,
+    pub forward_status: Option<u16>,
+    /// Seconds of freshness left (negative when a stale response was served).
+    pub ttl: Option<i64>,
+    pub stored: bool,
+    pub detail: Option<&'static str>,
+}
+
+impl CacheStatus {
+    pub fn hit(ttl: i64) -> CacheStatus {
+        CacheStatus {
+            hit: true,
+            ttl: Some(ttl),
+            ..CacheStatus::default()
+        }
+    }
+
+    pub fn forward(reason: &'static str) -> CacheStatus {
+        CacheStatus {
+            forward: Some(reason),
+            ..CacheStatus::default()
+        }
+    }
+
+    fn header_value(&self) -> HeaderValue {
+        let mut text = String::from("caje");
+        if self.hit {
+            text.push_str("; hit");
+        }
+        if let Some(reason) = self.forward {
+            let _ = write!(text, "; fwd={reason}");
+        }
+        if let Some(status) = self.forward_status {
+            let _ = write!(text, "; fwd-status={status}");
+        }
+        if let Some(ttl) = self.ttl {
+            let _ = write!(text, "; ttl={ttl}");
+        }
+        if self.stored {
+            text.push_str("; stored");
+        }
+        if let Some(detail) = self.detail {
+            let _ = write!(text, "; detail={detail}");
+        }
+        HeaderValue::from_str(&text).expect("cache status is ASCII")
+    }
+}
+
+/// Adds caje's own response headers.
+pub fn mark(headers: &mut HeaderMap, status: &CacheStatus, x_cache: XCache) {
+    headers.insert("cache-status", status.header_value());
+    headers.insert("x-cache", HeaderValue::from_static(x_cache.as_str()));
+    headers::append_via(headers);
+}
+
+/// Answers from a stored entry: full body, 304 to a matching conditional, or one byte range.
+pub fn from_entry(
+    cache: &Cache,
+    entry: &Entry,
+    request: &CanonicalRequest,
+    status: &CacheStatus,
+    x_cache: XCache,
+    now: SystemTime,
+) -> Response<Body> {
+    let mut headers = entry.headers.clone();
+    headers.insert(
+        header::AGE,
+        HeaderValue::from(entry.head.policy.age(now).as_secs()),
+    );
+    mark(&mut headers, status, x_cache);
+    let len = entry.head.body_len;
+    let stored_status = StatusCode::from_u16(entry.head.status).unwrap_or(StatusCode::OK);
+    if stored_status == StatusCode::OK && not_modified(&request.headers, &headers) {
+        keep_not_modified_headers(&mut headers);
+        return response(StatusCode::NOT_MODIFIED, headers, Body::Empty);
+    }
+    let mut range = (0, len);
+    let mut status_code = stored_status;
+    if stored_status == StatusCode::OK && request.method == Method::GET {
+        match requested_range(&request.headers, &headers, len) {
+            RangeAnswer::Full => {}
+            RangeAnswer::Partial(start, end) => {
+                status_code = StatusCode::PARTIAL_CONTENT;
+                range = (start, end);
+                let content_range = format!("bytes {}-{}/{len}", start, end - 1);
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&content_range).expect("ASCII"),
+                );
+            }
+            RangeAnswer::Unsatisfiable => {
+                headers.insert(
+                    header::CONTENT_RANGE,
+                    HeaderValue::from_str(&format!("bytes */{len}")).expect("ASCII"),
+                );
+                headers.insert(header::CONTENT_LENGTH, HeaderValue::from(0));
+                return response(StatusCode::RANGE_NOT_SATISFIABLE, headers, Body::Empty);
+            }
+        }
+    }
+    if stored_status == StatusCode::OK {
+        headers.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    }
+    headers.insert(header::CONTENT_LENGTH, HeaderValue::from(range.1 - range.0));
+    if request.method == Method::HEAD {
+        return response(status_code, headers, Body::Empty);
+    }
+    let body = match cache.body(entry, range.0, range.1) {
+        Ok(BodySource::Bytes(bytes)) => Body::Full(Some(bytes)),
+        Ok(BodySource::Stream(stream)) => Body::stream(stream),
+        Err(err) => {
+            tracing::warn!(url = %entry.head.url, error = %err, "stored body vanished while serving it");
+            return error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the cached body could not be read; retry the request",
+            );
+        }
+    };
+    response(status_code, headers, body)
+}
+
+/// Answers with a response whose body is still being written to the store.
+pub fn from_fill(
+    fill: &StreamingFill,
+    request: &CanonicalRequest,
+    status: &CacheStatus,
+) -> Response<Body> {
+    let mut headers = fill.headers.clone();
+    mark(&mut headers, status, XCache::Miss);
+    let body = if request.method == Method::HEAD {
+        Body::Empty
+    } else {
+        Body::stream(fill.handle.stream())
+    };
+    response(fill.status, headers, body)
+}
+
+pub fn from_failure(failure: &Failure, status: &CacheStatus) -> Response<Body> {
+    match failure {
+        Failure::Origin(err) => {
+            let mut answer = error(err.status(), &err.to_string());
+            mark(answer.headers_mut(), status, XCache::Miss);
+            answer
+        }
+        Failure::Status {
+            status: code,
+            headers,
+            body,
+        } => {
+            let mut headers = headers.clone();
+            mark(&mut headers, status, XCache::Miss);
+            response(*code, headers, Body::full(body.clone()))
+        }
+    }
+}
+
+/// A short plain-text error caje generates itself.
+pub fn error(status: StatusCode, message: &str) -> Response<Body> {
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response(status, headers, Body::full(format!("{message}\n")))
+}
+
+fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    response
+}
+
+/// RFC 9110 §13.1.2–3: If-None-Match (weak comparison) wins over If-Modified-Since.
+fn not_modified(request: &HeaderMap, response: &HeaderMap) -> bool {
+    if let Some(condition) = request
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+    {
+        let Some(etag) = response.get(header::ETAG).and_then(|v| v.to_str().ok()) else {
+            return false;
+        };
+        let etag = etag.trim().trim_start_matches("W/");
+        return condition.trim() == "*"
+            || condition
+                .split(',')
+                .any(|tag| tag.trim().trim_start_matches("W/") == etag);
+    }
+    let since = request
+        .get(header::IF_MODIFIED_SINCE)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    let modified = response
+        .get(header::LAST_MODIFIED)
+        .and_then(|v| httpdate::parse_http_date(v.to_str().ok()?).ok());
+    matches!((since, modified), (Some(since), Some(modified)) if modified <= since)
+}
+
+/// A 304 carries the validators and caching headers, not the body's description (RFC 9110 §15.4.5).
+fn keep_not_modified_headers(headers: &mut HeaderMap) {
+    for name in [
+        header::CONTENT_LENGTH,
+        header::CONTENT_TYPE,
+        header::CONTENT_ENCODING,
+        header::CONTENT_RANGE,
+    ] {
+        headers.remove(name);
+    }
+}
+
+enum RangeAnswer {
+    Full,
+    Partial(u64, u64),
+    Unsatisfiable,
+}
+
+/// One `bytes=` range of a complete representation; several ranges or a failed If-Range get the whole body.
+fn requested_range(request: &HeaderMap, response: &HeaderMap, len: u64) -> RangeAnswer {
+    let Some(range) = request.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return RangeAnswer::Full;
+    };
+    if let Some(if_range) = request.get(header::IF_RANGE).and_then(|v| v.to_str().ok()) {
+        let if_range = if_range.trim();
+        let matches = if if_range.starts_with('"') {
+            response
+                .get(header::ETAG)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|etag| etag.trim() == if_range)
+        } else {
+            response
+                .get(header::LAST_MODIFIED)
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|lm| lm.trim() == if_range)
+        };
+        if !matches {
+            return RangeAnswer::Full;
+        }
+    }
+    let Some(spec) = range.trim().strip_prefix("bytes=") else {
+        return RangeAnswer::Full;
+    };
+    if spec.contains(',') {
+        return RangeAnswer::Full;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return RangeAnswer::Full;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.is_empty(), last.is_empty()) {
+        (true, false) => last
+            .parse::<u64>()
+            .ok()
+            .map(|suffix| (len.saturating_sub(suffix), len, suffix == 0)),
+        (false, true) => first.parse::<u64>().ok().map(|start| (start, len, false)),
+        (false, false) => match (first.parse::<u64>(), last.parse::<u64>()) {
+            (Ok(start), Ok(end)) if end >= start => {
+                Some((start, end.saturating_add(1).min(len), false))
+            }
+            _ => None,
+        },
+        (true, true) => None,
+    };
+    match parsed {
+        None => RangeAnswer::Full,
+        Some((start, end, empty_suffix)) if empty_suffix || start >= len || start >= end => {
+            RangeAnswer::Unsatisfiable
+        }
+        Some((start, end, _)) => RangeAnswer::Partial(start, end),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range(header: &str, len: u64) -> Option<(u64, u64)> {
+        let mut request = HeaderMap::new();
+        request.insert(header::RANGE, HeaderValue::from_str(header).unwrap());
+        match requested_range(&request, &HeaderMap::new(), len) {
+            RangeAnswer::Partial(start, end) => Some((start, end)),
+            RangeAnswer::Full => None,
+            RangeAnswer::Unsatisfiable => Some((u64::MAX, u64::MAX)),
+        }
+    }
+
+    #[test]
+    fn single_ranges_parse() {
+        assert_eq!(range("bytes=0-9", 100), Some((0, 10)));
+        assert_eq!(range("bytes=90-", 100), Some((90, 100)));
+        assert_eq!(range("bytes=-5", 100), Some((95, 100)));
+        assert_eq!(range("bytes=95-200", 100), Some((95, 100)));
+        assert_eq!(range("bytes=100-", 100), Some((u64::MAX, u64::MAX)));
+        assert_eq!(range("bytes=0-1,5-6", 100), None);
+        assert_eq!(range("items=0-1", 100), None);
+        assert_eq!(range("bytes=5-1", 100), None);
+    }
+
+    #[test]
+    fn conditionals_compare_validators() {
+        let mut response = HeaderMap::new();
+        response.insert(header::ETAG, HeaderValue::from_static("\"v1\""));
+        let mut request = HeaderMap::new();
+        request.insert(
+            header::IF_NONE_MATCH,
+            HeaderValue::from_static("W/\"v1\", \"v0\""),
+        );
+        assert!(not_modified(&request, &response));
+        request.insert(header::IF_NONE_MATCH, HeaderValue::from_static("\"v2\""));
+        assert!(!not_modified(&request, &response));
+    }
+}
