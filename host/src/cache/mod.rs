@@ -143,6 +143,7 @@ impl Cache {
     }
 
     /// Publishes a completely written body with its head; `base` is the key before any Vary variant.
+    /// If that fails, readers still get the whole body; only the entry is lost.
     pub fn commit(
         &self,
         mut writer: FillWriter,
@@ -152,15 +153,32 @@ impl Cache {
         let (body_len, checksum, memory_copy) = writer.finish();
         head.body_len = body_len;
         head.body_checksum = checksum;
+        match self.publish(&writer, head, base, memory_copy) {
+            Ok(entry) => {
+                writer.complete();
+                Ok(entry)
+            }
+            Err(err) => {
+                writer.complete_unstored();
+                Err(err)
+            }
+        }
+    }
+
+    fn publish(
+        &self,
+        writer: &FillWriter,
+        head: EntryHead,
+        base: &Key,
+        memory_copy: Option<Bytes>,
+    ) -> io::Result<Arc<Entry>> {
+        use std::os::unix::fs::FileExt;
         let store = &self.inner.store;
         let fsync = self.inner.config.fsync;
         let trailer = entry::encode_trailer(&Record::Response(Box::new(head.clone())));
-        {
-            use std::os::unix::fs::FileExt;
-            writer
-                .file
-                .write_all_at(&trailer, entry::MAGIC.len() as u64 + body_len)?;
-        }
+        writer
+            .file
+            .write_all_at(&trailer, entry::MAGIC.len() as u64 + head.body_len)?;
         if !head.vary.is_empty() {
             let names: Vec<String> = head.vary.iter().map(|(name, _)| name.clone()).collect();
             let known = matches!(self.inner.memory.get(base), Some(Slot::Vary(current)) if *current == *names);
@@ -194,7 +212,6 @@ impl Cache {
         self.inner
             .memory
             .insert(writer.key.clone(), Slot::Entry(entry.clone()));
-        writer.complete();
         Ok(entry)
     }
 

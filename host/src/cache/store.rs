@@ -19,6 +19,8 @@ const VERIFY_CHUNK: usize = 1 << 20;
 
 pub struct DiskStore {
     root: PathBuf,
+    /// Marks this instance's temp files, so a sweep never removes a fill that is still running.
+    instance: String,
     temp_counter: AtomicU64,
 }
 
@@ -36,8 +38,13 @@ impl DiskStore {
                 format!("cannot create cache_dir {}: {err}", root.display()),
             )
         })?;
+        let started = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        let instance = format!("{}-{}", std::process::id(), started.as_nanos());
         Ok(DiskStore {
             root: root.to_owned(),
+            instance,
             temp_counter: AtomicU64::new(0),
         })
     }
@@ -144,7 +151,8 @@ impl DiskStore {
         }
     }
 
-    /// Calls `visit` with the key of every entry file, and removes leftover temp files when `sweep_temp`.
+    /// Calls `visit` with the key of every entry file; with `sweep_temp`, removes temp files that
+    /// earlier instances (a crash, a kill) left behind.
     pub fn walk(&self, sweep_temp: bool, mut visit: impl FnMut(Key, &Path)) -> io::Result<()> {
         for level1 in read_dir_sorted(&self.root)? {
             for level2 in read_dir_sorted(&level1)? {
@@ -153,7 +161,7 @@ impl DiskStore {
                         continue;
                     };
                     if name.starts_with(TEMP_PREFIX) {
-                        if sweep_temp {
+                        if sweep_temp && !name.contains(&self.instance) {
                             let _ = fs::remove_file(&file);
                         }
                     } else if let Some(key) = Key::from_file_name(name) {

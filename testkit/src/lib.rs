@@ -1,0 +1,24 @@
+//! Test harness for caje's integration tests: real nodes on temp dirs and loopback ports, real
+//! origins with request counters, and a small HTTP/1.1 + h2c client.
+
+pub mod client;
+pub mod node;
+pub mod origin;
+
+use std::time::{Duration, Instant};
+
+pub use client::{Reply, get, get_h2, get_with, open, send};
+pub use node::TestNode;
+pub use origin::{TestOrigin, respond};
+
+/// Polls `check` every 20 ms until it holds; panics naming `what` after `limit`.
+pub async fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + limit;
+    while !check() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {limit:?} waiting for: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}

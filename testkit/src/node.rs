@@ -1,0 +1,116 @@
+//! A caje node for one test: its own temp directory (cache, manifest, policies) and an ephemeral port.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use caje::app::Node;
+use caje::config::Config;
+use tempfile::TempDir;
+
+pub struct TestNode {
+    node: Option<Node>,
+    dir: Arc<TempDir>,
+    config_text: String,
+    pub config: Config,
+}
+
+impl TestNode {
+    /// A node in front of `origin_url` with the default settings.
+    pub async fn start(origin_url: &str) -> TestNode {
+        TestNode::start_with(origin_url, "").await
+    }
+
+    /// A node in front of `origin_url`; `extra` is appended to the config (e.g. a `[cache]` table).
+    pub async fn start_with(origin_url: &str, extra: &str) -> TestNode {
+        TestNode::start_with_origin(origin_url, "read_timeout = \"5s\"", extra).await
+    }
+
+    /// Like [`TestNode::start_with`], with `origin_keys` inside the `[origins.origin]` table.
+    pub async fn start_with_origin(origin_url: &str, origin_keys: &str, extra: &str) -> TestNode {
+        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
+        let config_text = format!(
+            "listen = \"127.0.0.1:0\"\ncache_dir = \"cache\"\ndatabase = \"manifest.db\"\npolicies_dir = \"policies\"\n\
+             default_origin = \"origin\"\n\n[origins.origin]\nurl = \"{origin_url}\"\n{origin_keys}\n\n{extra}\n"
+        );
+        TestNode::boot(dir, config_text).await
+    }
+
+    async fn boot(dir: Arc<TempDir>, config_text: String) -> TestNode {
+        // caje's logs land in the failing test's captured output (RUST_LOG overrides the level).
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(
+                tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+                    tracing_subscriber::EnvFilter::new("caje=debug,caje::access=info")
+                }),
+            )
+            .with_test_writer()
+            .try_init();
+        let path = dir.path().join("caje.toml");
+        std::fs::write(&path, &config_text).expect("write config");
+        let config =
+            Config::load(&path).unwrap_or_else(|err| panic!("test config is invalid: {err}"));
+        let node = Node::start(&config).await.expect("node starts");
+        TestNode {
+            node: Some(node),
+            dir,
+            config_text,
+            config,
+        }
+    }
+
+    pub fn node(&self) -> &Node {
+        self.node.as_ref().expect("node is running")
+    }
+
+    /// `http://127.0.0.1:<port><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.node().addr)
+    }
+
+    pub fn dir(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.config.cache_dir.clone()
+    }
+
+    /// Stops the node gracefully, keeping its directory.
+    pub async fn stop(&mut self) {
+        if let Some(node) = self.node.take() {
+            node.shutdown().await;
+        }
+    }
+
+    /// Stops the node and starts a new one on the same directory and port: nothing in memory survives.
+    /// (The port is part of the Host, hence of every cache key.)
+    pub async fn restart(mut self) -> TestNode {
+        let addr = self.node().addr;
+        self.stop().await;
+        let config_text = self
+            .config_text
+            .replace("listen = \"127.0.0.1:0\"", &format!("listen = \"{addr}\""));
+        TestNode::boot(self.dir.clone(), config_text).await
+    }
+
+    /// Every regular file under the cache directory (entries and temp files).
+    pub fn cache_files(&self) -> Vec<PathBuf> {
+        fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
+            let Ok(items) = std::fs::read_dir(dir) else {
+                return;
+            };
+            for item in items.flatten() {
+                let path = item.path();
+                if path.is_dir() {
+                    walk(&path, found);
+                } else {
+                    found.push(path);
+                }
+            }
+        }
+        let mut found = Vec::new();
+        walk(&self.cache_dir(), &mut found);
+        found.sort();
+        found
+    }
+}
