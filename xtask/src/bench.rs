@@ -14,9 +14,13 @@ const LISTEN: &str = "127.0.0.1:19004";
 const STATE: &str = "/tmp/caje-bench/caje";
 
 pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
-    for tool in ["wrk", "nginx", "varnishd", "curl", "ss", "taskset", "setsid"] {
+    for tool in [
+        "wrk", "nginx", "varnishd", "curl", "ss", "taskset", "setsid",
+    ] {
         if !available(tool) {
-            bail!("the benchmark needs {tool}: apt-get install -y nginx varnish wrk curl python3 iproute2 util-linux");
+            bail!(
+                "the benchmark needs {tool}: apt-get install -y nginx varnish wrk curl python3 iproute2 util-linux"
+            );
         }
     }
     cmd(root, "cargo", &["build", "--release", "-p", "caje"])?;
@@ -32,10 +36,18 @@ pub fn run(root: &Path, args: &[String]) -> anyhow::Result<()> {
     );
     wait_for(LISTEN)?;
     let mut bench_args: Vec<String> = Vec::new();
-    let targets_given = args.iter().any(|a| !a.starts_with('-') && (a.contains('=') || ["nginx", "varnish", "static"].contains(&a.as_str())));
+    let targets_given = args.iter().any(|a| {
+        !a.starts_with('-')
+            && (a.contains('=') || ["nginx", "varnish", "static"].contains(&a.as_str()))
+    });
     bench_args.extend(args.iter().cloned());
     if !targets_given {
-        bench_args.extend([format!("caje=http://{LISTEN}"), "nginx".into(), "varnish".into(), "static".into()]);
+        bench_args.extend([
+            format!("caje=http://{LISTEN}"),
+            "nginx".into(),
+            "varnish".into(),
+            "static".into(),
+        ]);
     }
     let bench_args: Vec<&str> = bench_args.iter().map(String::as_str).collect();
     let result = cmd(root, "bench/bench.sh", &bench_args);

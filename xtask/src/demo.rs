@@ -31,7 +31,10 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     );
     let status = proxy.0.wait()?;
     drop(origin);
-    anyhow::ensure!(status.success() || status.code().is_none(), "caje exited with {status}");
+    anyhow::ensure!(
+        status.success() || status.code().is_none(),
+        "caje exited with {status}"
+    );
     Ok(())
 }
 

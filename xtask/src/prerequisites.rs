@@ -10,10 +10,17 @@ const APT_PACKAGES: [(&str, &str); 2] = [("fuse3", "fusermount3"), ("chromium", 
 
 pub fn install(root: &Path) -> anyhow::Result<()> {
     cmd(root, "rustup", &["target", "add", "wasm32-wasip2"])?;
-    let missing: Vec<&str> = APT_PACKAGES.iter().filter(|(_, probe)| !available(probe)).map(|(package, _)| *package).collect();
+    let missing: Vec<&str> = APT_PACKAGES
+        .iter()
+        .filter(|(_, probe)| !available(probe))
+        .map(|(package, _)| *package)
+        .collect();
     if !missing.is_empty() {
         if !is_root() {
-            anyhow::bail!("the tests need the Debian packages {}; install them with apt-get (as root)", missing.join(" "));
+            anyhow::bail!(
+                "the tests need the Debian packages {}; install them with apt-get (as root)",
+                missing.join(" ")
+            );
         }
         cmd(root, "apt-get", &["update", "-qq"])?;
         let mut args = vec!["install", "-y", "-qq", "--no-install-recommends"];
@@ -26,6 +33,11 @@ pub fn install(root: &Path) -> anyhow::Result<()> {
 fn is_root() -> bool {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|status| status.lines().find(|l| l.starts_with("Uid:")).map(|l| l.split_whitespace().nth(1) == Some("0")))
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
         .unwrap_or(false)
 }

@@ -11,7 +11,12 @@ pub fn cmd(dir: &Path, program: &str, args: &[&str]) -> anyhow::Result<()> {
 }
 
 /// [`cmd`] with extra environment variables for the child.
-pub fn cmd_env(dir: &Path, program: &str, args: &[&str], envs: &[(&str, &str)]) -> anyhow::Result<()> {
+pub fn cmd_env(
+    dir: &Path,
+    program: &str,
+    args: &[&str],
+    envs: &[(&str, &str)],
+) -> anyhow::Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
     let status = Command::new(program)
         .args(args)

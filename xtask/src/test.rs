@@ -8,8 +8,24 @@ use crate::run::{cmd, cmd_env};
 pub fn run(root: &Path) -> anyhow::Result<()> {
     prerequisites::install(root)?;
     cmd(root, "cargo", &["fmt", "--all", "--", "--check"])?;
-    cmd(root, "cargo", &["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"])?;
+    cmd(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--workspace",
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
     // Under CI=true, tests that need FUSE, Go or Chromium fail instead of skipping.
-    cmd_env(root, "cargo", &["test", "--workspace", "--all-targets"], &[("CI", "true")])?;
+    cmd_env(
+        root,
+        "cargo",
+        &["test", "--workspace", "--all-targets"],
+        &[("CI", "true")],
+    )?;
     Ok(())
 }

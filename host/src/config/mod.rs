@@ -262,3 +262,86 @@ impl Config {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+listen = "127.0.0.1:8080"
+cache_dir = "var/cache"
+database = "var/manifest.db"
+policies_dir = "policies"
+default_origin = "demo"
+
+[origins.demo]
+url = "http://127.0.0.1:9001"
+connect_timeout = "2s"
+"#;
+
+    fn error(text: &str) -> ConfigError {
+        Config::parse(text, Path::new("/etc/caje/caje.toml")).unwrap_err()
+    }
+
+    #[test]
+    fn a_good_config_resolves_paths_against_its_file() {
+        let config = Config::parse(GOOD, Path::new("/etc/caje/caje.toml")).unwrap();
+        assert_eq!(config.cache_dir, Path::new("/etc/caje/var/cache"));
+        assert_eq!(
+            config.origins["demo"].connect_timeout,
+            Duration::from_secs(2)
+        );
+        assert_eq!(config.origins["demo"].read_timeout, Duration::from_secs(30));
+        assert_eq!(config.cache.memory_size, ByteSize(16 << 20));
+    }
+
+    #[test]
+    fn a_bad_value_names_file_line_and_key() {
+        let err = error(&GOOD.replace("\"2s\"", "\"2 parsecs\""));
+        assert_eq!(err.line, Some(10));
+        assert_eq!(err.key.as_deref(), Some("origins.demo.connect_timeout"));
+        assert!(err.to_string().starts_with(
+            "/etc/caje/caje.toml:10: `origins.demo.connect_timeout`: invalid duration"
+        ));
+    }
+
+    #[test]
+    fn unknown_keys_and_missing_keys_are_named() {
+        let err = error(&GOOD.replace("connect_timeout", "conect_timeout"));
+        assert_eq!(err.line, Some(10));
+        assert!(
+            err.message.contains("unknown field `conect_timeout`"),
+            "{err}"
+        );
+        assert!(err.hint.is_some());
+        let err = error(&GOOD.replace("listen = \"127.0.0.1:8080\"\n", ""));
+        assert!(err.message.contains("missing field `listen`"), "{err}");
+    }
+
+    #[test]
+    fn semantic_errors_point_at_their_key() {
+        let err = error(&GOOD.replace("default_origin = \"demo\"", "default_origin = \"nope\""));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(6), Some("default_origin"))
+        );
+        assert!(err.to_string().contains("use one of: demo"));
+        let err = error(&GOOD.replace("http://127.0.0.1:9001", "ftp://host"));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(9), Some("origins.demo.url"))
+        );
+        let err = error(&GOOD.replace("listen = \"127.0.0.1:8080\"", "listen = 8080"));
+        assert_eq!((err.line, err.key.as_deref()), (Some(2), Some("listen")));
+        let err = error(&format!(
+            "{GOOD}\n[cache]\nmemory_size = \"1MiB\"\nmemory_max_object = \"2MiB\"\n"
+        ));
+        assert_eq!(err.key.as_deref(), Some("cache.memory_max_object"));
+    }
+
+    #[test]
+    fn broken_toml_is_located() {
+        let err = error("listen = \"127.0.0.1:8080\nother = 1\n");
+        assert_eq!(err.line, Some(1));
+    }
+}

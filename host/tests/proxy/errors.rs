@@ -154,3 +154,33 @@ async fn shutdown_finishes_in_flight_requests_and_leaves_no_temp_files() {
             .all(|f| !f.to_string_lossy().contains(".tmp."))
     );
 }
+
+#[test]
+fn an_invalid_config_never_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("caje.toml");
+    std::fs::write(
+        &config,
+        "listen = \"127.0.0.1:0\"\ncache_dir = \"c\"\ndatabase = \"m.db\"\npolicies_dir = \"p\"\ndefault_origin = \"web\"\n\n\
+         [origins.web]\nurl = \"http://127.0.0.1:1\"\nread_timeout = \"soon\"\n",
+    )
+    .unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_caje"))
+        .args(["serve", "--config"])
+        .arg(&config)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{}:9: `origins.web.read_timeout`: invalid duration",
+            config.display()
+        )),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("c").exists(),
+        "nothing is created by a config that does not load"
+    );
+}
