@@ -12,8 +12,15 @@ fn raw_request(addr: std::net::SocketAddr, bytes: &[u8]) -> String {
         .set_read_timeout(Some(Duration::from_secs(5)))
         .unwrap();
     stream.write_all(bytes).unwrap();
+    // Read the response head only: a 400 may keep the connection open.
     let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
+    let mut buffer = [0u8; 4096];
+    while !answer.windows(4).any(|w| w == b"\r\n\r\n") {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answer.extend_from_slice(&buffer[..n]),
+        }
+    }
     String::from_utf8_lossy(&answer).into_owned()
 }
 
