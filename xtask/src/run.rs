@@ -18,7 +18,25 @@ pub fn cmd_env(
     envs: &[(&str, &str)],
 ) -> anyhow::Result<()> {
     eprintln!("+ {program} {}", args.join(" "));
-    let status = Command::new(program)
+    let mut command = Command::new(program);
+    // `cargo run` gave xtask its own package's variables; a nested cargo must not see them,
+    // or build scripts that watch them (ring watches CARGO_MANIFEST_DIR) rebuild every time.
+    for (name, _) in std::env::vars_os() {
+        let name = name.to_string_lossy();
+        if name.starts_with("CARGO_PKG_")
+            || [
+                "CARGO_MANIFEST_DIR",
+                "CARGO_MANIFEST_PATH",
+                "CARGO_CRATE_NAME",
+                "CARGO_BIN_NAME",
+                "CARGO_PRIMARY_PACKAGE",
+            ]
+            .contains(&name.as_ref())
+        {
+            command.env_remove(name.as_ref());
+        }
+    }
+    let status = command
         .args(args)
         .envs(envs.iter().copied())
         .current_dir(dir)
