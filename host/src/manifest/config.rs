@@ -28,7 +28,7 @@ pub struct ManifestConfig {
     #[serde(deserialize_with = "humantime_duration")]
     pub batch_max_delay: Duration,
     /// The most distinct keys waiting to be written; beyond it new keys are dropped and
-    /// counted (a newer record for a waiting key always replaces the older one). Default `100000`.
+    /// counted (a record for a key that is already waiting merges with it). Default `100000`.
     pub queue_max_rows: usize,
     /// First wait after a failed write; doubled after every further failure. Default `"100ms"`.
     #[serde(deserialize_with = "humantime_duration")]

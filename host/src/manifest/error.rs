@@ -91,7 +91,8 @@ fn explain(err: &sqlx::Error) -> Option<(&'static str, &'static str)> {
     Some(match sqlite_code(err)? {
         NOTADB => (
             "the file is not a SQLite database",
-            "move the file away or set `database` to a new path; caje creates an empty manifest there",
+            "move the file away (caje then creates a new manifest in its place) or set `database` \
+             to another path",
         ),
         CORRUPT => (
             "the database is corrupt",

@@ -4,8 +4,8 @@
 //! # Writes
 //!
 //! [`Manifest::record`] puts a record in a bounded in-memory queue and returns; it never waits
-//! and never fails. A newer record for a key that is still waiting replaces the older one (it
-//! supersedes it), so a hot key costs one queue slot; when `queue_max_rows` distinct keys wait
+//! and never fails. A record for a key that is still waiting merges with it (the one stored
+//! later wins, as in the database), so a hot key costs one queue slot; when `queue_max_rows` distinct keys wait
 //! (the database is unwritable for long), further new keys are dropped, counted
 //! (`caje_manifest_dropped_total`) and logged at most every 30 s. Memory is bounded by
 //! `queue_max_rows + batch_max_rows` records.

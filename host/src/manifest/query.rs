@@ -103,14 +103,14 @@ pub(crate) enum Cursor {
 
 impl Cursor {
     pub(crate) fn after(order: ListOrder, row: &ManifestRow) -> Cursor {
-        let key = row.key.clone();
+        let key = row.record.key.clone();
         match order {
             ListOrder::Newest => Cursor::Newest {
-                stored_at: to_millis(row.stored_at),
+                stored_at: to_millis(row.record.stored_at),
                 key,
             },
             ListOrder::Url => Cursor::Url {
-                url: row.url.clone(),
+                url: row.record.url.clone(),
                 key,
             },
             ListOrder::Changed => Cursor::Changed {
@@ -214,9 +214,10 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
+    use crate::manifest::ManifestRecord;
 
     fn row(key: &str, url: &str) -> ManifestRow {
-        ManifestRow {
+        let record = ManifestRecord {
             key: key.into(),
             method: "GET".into(),
             url: url.into(),
@@ -225,10 +226,13 @@ mod tests {
             size: 1,
             stored_at: UNIX_EPOCH,
             expires_at: UNIX_EPOCH,
+            tags: vec![],
+        };
+        ManifestRow {
+            record,
             node: "n".into(),
             stale_since: None,
             change_seq: 1,
-            tags: vec![],
         }
     }
 

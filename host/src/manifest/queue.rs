@@ -1,5 +1,5 @@
 //! The bounded queue between `record` and the writer, coalescing by cache key.
-//! A newer record for a waiting key replaces the older one and keeps its place in line.
+//! A record for a waiting key merges with it (the later `stored_at` wins) and keeps its place.
 
 use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
@@ -21,7 +21,7 @@ pub(crate) struct Pending {
 pub(crate) enum Pushed {
     /// Queued behind `len - 1` other keys.
     Queued { len: usize },
-    /// Replaced a waiting record for the same key.
+    /// Merged with a waiting record for the same key (the one stored later is kept).
     Coalesced,
     /// Refused: the queue holds its maximum of distinct keys.
     Full,
@@ -50,7 +50,9 @@ impl Queue {
     pub(crate) fn push(&mut self, record: ManifestRecord, now: Instant) -> Pushed {
         if let Some(waiting) = self.by_key.get_mut(&record.key) {
             self.last_seq += 1;
-            waiting.record = record;
+            if record.supersedes(&waiting.record) {
+                waiting.record = record;
+            }
             return Pushed::Coalesced;
         }
         if self.order.len() >= self.capacity {
@@ -104,7 +106,7 @@ mod tests {
             origin: "o".into(),
             status: 200,
             size,
-            stored_at: UNIX_EPOCH,
+            stored_at: UNIX_EPOCH + Duration::from_secs(size),
             expires_at: UNIX_EPOCH,
             tags: vec![],
         }
@@ -118,8 +120,13 @@ mod tests {
         assert_eq!(q.push(rec("b", 1), t0), Pushed::Queued { len: 2 });
         let later = t0 + Duration::from_secs(1);
         assert_eq!(q.push(rec("a", 2), later), Pushed::Coalesced);
+        assert_eq!(
+            q.push(rec("a", 0), later),
+            Pushed::Coalesced,
+            "stored earlier: ignored"
+        );
         assert_eq!(q.len(), 2);
-        assert_eq!(q.last_seq(), 3);
+        assert_eq!(q.last_seq(), 4);
         let oldest = q.oldest().unwrap();
         assert_eq!(
             (oldest.record.size, oldest.first_seq, oldest.since),
@@ -134,7 +141,7 @@ mod tests {
 
         // A key that was taken starts a new wait with a new first_seq.
         q.push(rec("a", 3), later);
-        assert_eq!(q.oldest().unwrap().first_seq, 4);
+        assert_eq!(q.oldest().unwrap().first_seq, 5);
     }
 
     #[test]

@@ -5,7 +5,9 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::query::{Cursor, push_prefix, push_selector};
 use super::record::{from_millis, from_sql_int, to_sql_int};
-use super::{ListOrder, ListQuery, ManifestError, ManifestRow, Page, PurgeLogEntry, Selector};
+use super::{
+    ListOrder, ListQuery, ManifestError, ManifestRecord, ManifestRow, Page, PurgeLogEntry, Selector,
+};
 
 const ROWS: &str = "\
     SELECT key, method, url, origin, status, size, stored_at, expires_at, node, stale_at, \
@@ -35,18 +37,20 @@ impl StoredRow {
         let mut tags: Vec<String> = serde_json::from_str(&self.tags).unwrap_or_default();
         tags.sort();
         ManifestRow {
-            key: self.key,
-            method: self.method,
-            url: self.url,
-            origin: self.origin,
-            status: u16::try_from(self.status).unwrap_or(0),
-            size: from_sql_int(self.size),
-            stored_at: from_millis(self.stored_at),
-            expires_at: from_millis(self.expires_at),
+            record: ManifestRecord {
+                key: self.key,
+                method: self.method,
+                url: self.url,
+                origin: self.origin,
+                status: u16::try_from(self.status).unwrap_or(0),
+                size: from_sql_int(self.size),
+                stored_at: from_millis(self.stored_at),
+                expires_at: from_millis(self.expires_at),
+                tags,
+            },
             node: self.node,
             stale_since: self.stale_at.map(from_millis),
             change_seq: from_sql_int(self.change_seq),
-            tags,
         }
     }
 }

@@ -24,25 +24,25 @@ pub struct ManifestRecord {
     pub tags: Vec<String>,
 }
 
-/// A row as stored, with what the manifest adds to a [`ManifestRecord`].
+impl ManifestRecord {
+    /// Whether this record should replace `older` for the same key: the same rule as the
+    /// upsert (the later `stored_at` wins, a tie goes to the later record).
+    pub(crate) fn supersedes(&self, older: &ManifestRecord) -> bool {
+        self.stored_at >= older.stored_at
+    }
+}
+
+/// A row as stored: the last record written for its key (tags sorted), and what the manifest
+/// adds to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestRow {
-    pub key: String,
-    pub method: String,
-    pub url: String,
-    pub origin: String,
-    pub status: u16,
-    pub size: u64,
-    pub stored_at: SystemTime,
-    pub expires_at: SystemTime,
+    pub record: ManifestRecord,
     /// The node that stored the body (`[manifest] node`).
     pub node: String,
     /// When a soft purge marked the row stale; `None` while it is live.
     pub stale_since: Option<SystemTime>,
     /// The change sequence number of the transaction that last wrote the row.
     pub change_seq: u64,
-    /// Sorted.
-    pub tags: Vec<String>,
 }
 
 /// A row a purge deleted or marked stale.

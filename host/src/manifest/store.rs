@@ -1,8 +1,10 @@
 //! The write transactions: a batch of upserts, a purge, a clear. Each runs on the writer's
 //! connection as one `BEGIN IMMEDIATE … COMMIT` and bumps the change counter once.
 
+use std::collections::HashMap;
 use std::time::SystemTime;
 
+use serde::Serialize;
 use sqlx::{Connection, QueryBuilder, Sqlite, SqliteConnection, Transaction};
 
 use super::query::push_selector;
@@ -10,12 +12,18 @@ use super::queue::Pending;
 use super::record::{to_millis, to_sql_int};
 use super::{ManifestRecord, PurgedRow, Selector};
 
-/// Upsert keyed on `key`. A record older than the stored row (a replay, or another node's
-/// slower write) leaves it alone, and so does one stored before a soft purge of the row.
-const UPSERT: &str = "\
+/// The whole batch in one statement: the rows arrive as one JSON array parameter, so the
+/// statement is prepared once and a batch costs a handful of round trips to SQLite whatever
+/// its size. Upsert keyed on `key`; a record older than the stored row (a replay, or another
+/// node's slower write) leaves it alone, and so does one stored before a soft purge of it.
+/// (`WHERE true` tells the parser that `ON CONFLICT` belongs to the insert, not the join.)
+const UPSERT_ROWS: &str = "\
     INSERT INTO entries (key, method, url, origin, status, size, stored_at, expires_at, node, \
                          stale_at, change_seq) \
-    VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, NULL, ?10) \
+    SELECT value ->> 'key', value ->> 'method', value ->> 'url', value ->> 'origin', \
+           value ->> 'status', value ->> 'size', value ->> 'stored_at', value ->> 'expires_at', \
+           ?2, NULL, ?3 \
+    FROM json_each(?1) WHERE true \
     ON CONFLICT (key) DO UPDATE SET \
         method = excluded.method, url = excluded.url, origin = excluded.origin, \
         status = excluded.status, size = excluded.size, stored_at = excluded.stored_at, \
@@ -23,19 +31,74 @@ const UPSERT: &str = "\
         change_seq = excluded.change_seq \
     WHERE excluded.stored_at >= entries.stored_at \
       AND (entries.stale_at IS NULL OR excluded.stored_at > entries.stale_at) \
-    RETURNING id";
+    RETURNING key, id";
 
-/// Writes a batch as one transaction.
+/// A record as the JSON object `UPSERT_ROWS` reads.
+#[derive(Serialize)]
+struct JsonRow<'a> {
+    key: &'a str,
+    method: &'a str,
+    url: &'a str,
+    origin: &'a str,
+    status: u16,
+    size: i64,
+    stored_at: i64,
+    expires_at: i64,
+}
+
+/// Writes a batch (of distinct keys) as one transaction; rows that were written get their
+/// tags replaced.
 pub(crate) async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &[Pending],
     node: &str,
 ) -> Result<(), sqlx::Error> {
+    let rows: Vec<JsonRow> = batch.iter().map(|p| json_row(&p.record)).collect();
     let (mut tx, seq) = begin(conn).await?;
-    for pending in batch {
-        upsert(&mut tx, &pending.record, node, seq).await?;
-    }
+    let written: HashMap<String, i64> = sqlx::query_as(UPSERT_ROWS)
+        .bind(json(&rows))
+        .bind(node)
+        .bind(seq)
+        .fetch_all(&mut *tx)
+        .await?
+        .into_iter()
+        .collect();
+    let ids: Vec<i64> = written.values().copied().collect();
+    let tags: Vec<(&str, i64)> = batch
+        .iter()
+        .filter_map(|p| Some((&p.record.tags, *written.get(&p.record.key)?)))
+        .flat_map(|(tags, id)| tags.iter().map(move |tag| (tag.as_str(), id)))
+        .collect();
+    sqlx::query("DELETE FROM entry_tags WHERE entry_id IN (SELECT value FROM json_each(?1))")
+        .bind(json(&ids))
+        .execute(&mut *tx)
+        .await?;
+    sqlx::query(
+        "INSERT OR IGNORE INTO entry_tags (tag, entry_id) \
+         SELECT value ->> 0, value ->> 1 FROM json_each(?1)",
+    )
+    .bind(json(&tags))
+    .execute(&mut *tx)
+    .await?;
     tx.commit().await
+}
+
+/// JSON text for `json_each`. Serializing strings and integers cannot fail.
+fn json(value: &impl Serialize) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_owned())
+}
+
+fn json_row(record: &ManifestRecord) -> JsonRow<'_> {
+    JsonRow {
+        key: &record.key,
+        method: &record.method,
+        url: &record.url,
+        origin: &record.origin,
+        status: record.status,
+        size: to_sql_int(record.size),
+        stored_at: to_millis(record.stored_at),
+        expires_at: to_millis(record.expires_at),
+    }
 }
 
 /// Deletes (or, when `soft`, marks stale) the selected rows and logs the purge.
@@ -110,42 +173,6 @@ async fn begin(conn: &mut SqliteConnection) -> Result<(Transaction<'_, Sqlite>, 
         .fetch_one(&mut *tx)
         .await?;
     Ok((tx, seq))
-}
-
-async fn upsert(
-    conn: &mut SqliteConnection,
-    record: &ManifestRecord,
-    node: &str,
-    seq: i64,
-) -> Result<(), sqlx::Error> {
-    let id: Option<i64> = sqlx::query_scalar(UPSERT)
-        .bind(&record.key)
-        .bind(&record.method)
-        .bind(&record.url)
-        .bind(&record.origin)
-        .bind(i64::from(record.status))
-        .bind(to_sql_int(record.size))
-        .bind(to_millis(record.stored_at))
-        .bind(to_millis(record.expires_at))
-        .bind(node)
-        .bind(seq)
-        .fetch_optional(&mut *conn)
-        .await?;
-    let Some(id) = id else {
-        return Ok(());
-    };
-    sqlx::query("DELETE FROM entry_tags WHERE entry_id = ?1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
-    for tag in &record.tags {
-        sqlx::query("INSERT OR IGNORE INTO entry_tags (tag, entry_id) VALUES (?1, ?2)")
-            .bind(tag)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    Ok(())
 }
 
 async fn log_purge(

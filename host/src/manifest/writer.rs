@@ -218,13 +218,16 @@ impl Writer {
         let mut inbox = self.inbox.lock();
         let room = self.config.batch_max_rows.saturating_sub(retained);
         for pending in inbox.queue.take(room) {
-            // The queue holds each key once, but a retried batch may already carry an older
-            // record of it: the newer one replaces it and keeps its place.
+            // The queue holds each key once, but a retried batch may already carry a record of
+            // it: the two merge in the batch's place.
             match batch[..retained]
                 .iter_mut()
                 .find(|kept| kept.record.key == pending.record.key)
             {
-                Some(kept) => kept.record = pending.record,
+                Some(kept) if pending.record.supersedes(&kept.record) => {
+                    kept.record = pending.record
+                }
+                Some(_) => {}
                 None => batch.push(pending),
             }
         }
