@@ -32,12 +32,12 @@
 //! - Without HALT a replica's write fails as "attempt to write a readonly database"
 //!   (`SQLITE_READONLY`) in journal mode, but as "disk I/O error" in WAL, which is
 //!   indistinguishable from a failing disk in logs and error handling.
-//! - HALT interacts with each mode differently in LiteFS: on the primary, granting HALT takes
-//!   every database lock and runs a recovery (a WAL checkpoint), and a replica checkpoints again
-//!   when it releases HALT. In WAL mode every forwarded batch therefore costs two checkpoints,
-//!   and readers waiting on the WAL read locks can fail with "locking protocol" rather than
-//!   waiting out `busy_timeout` (LiteFS PR #450). In journal mode the same lock shows up to
-//!   readers and writers as `SQLITE_BUSY`, which `busy_timeout` absorbs.
+//! - HALT weighs differently on each mode in LiteFS: granting HALT makes the primary take every
+//!   lock of the database and run a recovery, which in WAL mode is a checkpoint, and a replica
+//!   checkpoints again when it releases HALT; so in WAL mode every forwarded batch costs two
+//!   checkpoints. While LiteFS holds the WAL locks, waiting readers can get "locking protocol"
+//!   errors instead of waiting (LiteFS PR #450). In journal mode the same locks reach readers
+//!   and writers as `SQLITE_BUSY`, which `busy_timeout` waits out.
 //! - Creating a WAL database and migrating it on a fresh LiteFS volume has an open LiteFS bug
 //!   (issue #425, migrations fail after `journal_mode = wal` on an empty database).
 //!
