@@ -24,7 +24,8 @@ pub struct ManifestConfig {
     pub busy_timeout: Duration,
     /// The most records one write transaction carries. Default `500`.
     pub batch_max_rows: usize,
-    /// How long the first record of a batch waits for company before it is written. Default `"200ms"`.
+    /// How long the first record of a batch waits for company before it is written.
+    /// Default `"200ms"`.
     #[serde(deserialize_with = "humantime_duration")]
     pub batch_max_delay: Duration,
     /// The most distinct keys waiting to be written; beyond it new keys are dropped and
@@ -77,7 +78,7 @@ impl ManifestConfig {
         } else if self.read_connections == 0 {
             "manifest.read_connections must be at least 1"
         } else if self.retry_min.is_zero() {
-            "manifest.retry_min must be longer than 0s (a failing disk would be retried in a busy loop)"
+            "manifest.retry_min must be more than 0s (or failed writes are retried in a busy loop)"
         } else if self.retry_min > self.retry_max {
             "manifest.retry_min must not be longer than manifest.retry_max"
         } else if self.node.as_deref().is_some_and(|n| n.trim().is_empty()) {

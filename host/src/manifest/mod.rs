@@ -5,10 +5,10 @@
 //!
 //! [`Manifest::record`] puts a record in a bounded in-memory queue and returns; it never waits
 //! and never fails. A record for a key that is still waiting merges with it (the one stored
-//! later wins, as in the database), so a hot key costs one queue slot; when `queue_max_rows` distinct keys wait
-//! (the database is unwritable for long), further new keys are dropped, counted
-//! (`caje_manifest_dropped_total`) and logged at most every 30 s. Memory is bounded by
-//! `queue_max_rows + batch_max_rows` records.
+//! later wins, as in the database), so a hot key costs one queue slot. When `queue_max_rows`
+//! distinct keys wait (the database has been unwritable for long), further new keys are
+//! dropped, counted (`caje_manifest_dropped_total`) and logged at most every 30 s: memory stays
+//! bounded by `queue_max_rows + batch_max_rows` records.
 //!
 //! One writer task owns one dedicated connection (never a pool connection) and writes up to
 //! `batch_max_rows` records, or whatever waited `batch_max_delay`, as one `BEGIN IMMEDIATE …

@@ -221,7 +221,8 @@ fn migrate_error(path: &Path, err: MigrateError) -> ManifestError {
 /// Whether every migration this build knows has been applied.
 async fn schema_ready(conn: &mut SqliteConnection) -> Result<bool, sqlx::Error> {
     let has_table: bool = sqlx::query_scalar(
-        "SELECT EXISTS (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations')",
+        "SELECT EXISTS \
+         (SELECT 1 FROM sqlite_schema WHERE type = 'table' AND name = '_sqlx_migrations')",
     )
     .fetch_one(&mut *conn)
     .await?;

@@ -267,7 +267,10 @@ mod tests {
 
     proptest! {
         #[test]
-        fn bound_separates_exactly_the_strings_with_the_prefix(prefix in "\\PC{0,4}", s in "\\PC{0,6}") {
+        fn bound_separates_exactly_the_strings_with_the_prefix(
+            prefix in "\\PC{0,4}",
+            s in "\\PC{0,6}",
+        ) {
             let in_range = |s: &str| {
                 s >= prefix.as_str() && prefix_upper_bound(&prefix).is_none_or(|hi| s < hi.as_str())
             };

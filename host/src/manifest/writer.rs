@@ -163,7 +163,8 @@ impl Writer {
                 self.inbox.counters.set_in_flight(0);
                 if progress.failing {
                     let skipped = progress.warnings.reset();
-                    info!(path = %self.path.display(), skipped_warnings = skipped, "manifest writes recovered");
+                    let path = self.path.display();
+                    info!(%path, skipped_warnings = skipped, "manifest writes recovered");
                 }
                 progress.failing = false;
                 progress.retry_at = None;
