@@ -1,10 +1,12 @@
 //! caje: a small, fast, programmable caching reverse proxy.
 //!
 //! The request's life is a one-way sequence of phases, each owned by one module:
-//! `config` → `proxy` (canonicalize, route) → `cache` (lookup, store) → origin → response.
+//! `config` → `proxy` (canonicalize, route) → `cache` (lookup, store) → origin → response,
+//! with `manifest` recording what was stored, off the response path.
 
 pub mod app;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;
+pub mod manifest;
 pub mod proxy;

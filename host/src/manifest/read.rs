@@ -1,0 +1,178 @@
+//! The look-ups: get, list with keyset paging, keys by selector, the change counter and the
+//! purge log. They run on the read pool and never wait for the writer's queue.
+
+use sqlx::{QueryBuilder, Sqlite, SqlitePool};
+
+use super::query::{Cursor, push_prefix, push_selector};
+use super::record::{from_millis, from_sql_int, to_sql_int};
+use super::{
+    ListOrder, ListQuery, ManifestError, ManifestRecord, ManifestRow, Page, PurgeLogEntry, Selector,
+};
+
+const ROWS: &str = "\
+    SELECT key, method, url, origin, status, size, stored_at, expires_at, node, stale_at, \
+           change_seq, \
+           (SELECT json_group_array(tag) FROM entry_tags WHERE entry_id = entries.id) AS tags \
+    FROM entries";
+
+#[derive(sqlx::FromRow)]
+struct StoredRow {
+    key: String,
+    method: String,
+    url: String,
+    origin: String,
+    status: i64,
+    size: i64,
+    stored_at: i64,
+    expires_at: i64,
+    node: String,
+    stale_at: Option<i64>,
+    change_seq: i64,
+    /// A JSON array, from `json_group_array`.
+    tags: String,
+}
+
+impl StoredRow {
+    fn into_row(self) -> ManifestRow {
+        let mut tags: Vec<String> = serde_json::from_str(&self.tags).unwrap_or_default();
+        tags.sort();
+        ManifestRow {
+            record: ManifestRecord {
+                key: self.key,
+                method: self.method,
+                url: self.url,
+                origin: self.origin,
+                status: u16::try_from(self.status).unwrap_or(0),
+                size: from_sql_int(self.size),
+                stored_at: from_millis(self.stored_at),
+                expires_at: from_millis(self.expires_at),
+                tags,
+            },
+            node: self.node,
+            stale_since: self.stale_at.map(from_millis),
+            change_seq: from_sql_int(self.change_seq),
+        }
+    }
+}
+
+pub(crate) async fn get(
+    pool: &SqlitePool,
+    key: &str,
+) -> Result<Option<ManifestRow>, ManifestError> {
+    let mut sql = QueryBuilder::<Sqlite>::new(ROWS);
+    sql.push(" WHERE key = ").push_bind(key.to_owned());
+    let row: Option<StoredRow> = sql
+        .build_query_as()
+        .fetch_optional(pool)
+        .await
+        .map_err(ManifestError::sql("get"))?;
+    Ok(row.map(StoredRow::into_row))
+}
+
+pub(crate) async fn list(pool: &SqlitePool, query: &ListQuery) -> Result<Page, ManifestError> {
+    let limit = query.page_size() as usize;
+    let cursor = query
+        .cursor
+        .as_deref()
+        .map(|text| Cursor::decode(text, query.order))
+        .transpose()?;
+
+    let mut sql = QueryBuilder::<Sqlite>::new(ROWS);
+    sql.push(" WHERE 1 = 1");
+    if !query.include_stale {
+        sql.push(" AND stale_at IS NULL");
+    }
+    if let Some(prefix) = &query.prefix {
+        sql.push(" AND ");
+        push_prefix(&mut sql, prefix);
+    }
+    if let Some(after) = query.changed_after {
+        sql.push(" AND change_seq > ").push_bind(to_sql_int(after));
+    }
+    match cursor {
+        None => {}
+        Some(Cursor::Newest { stored_at, key }) => {
+            sql.push(" AND (stored_at, key) < (").push_bind(stored_at);
+            sql.push(", ").push_bind(key).push(")");
+        }
+        Some(Cursor::Url { url, key }) => {
+            sql.push(" AND (url, key) > (").push_bind(url);
+            sql.push(", ").push_bind(key).push(")");
+        }
+        Some(Cursor::Changed { change_seq, key }) => {
+            sql.push(" AND (change_seq, key) > (").push_bind(change_seq);
+            sql.push(", ").push_bind(key).push(")");
+        }
+    }
+    sql.push(match query.order {
+        ListOrder::Newest => " ORDER BY stored_at DESC, key DESC",
+        ListOrder::Url => " ORDER BY url, key",
+        ListOrder::Changed => " ORDER BY change_seq, key",
+    });
+    // One row more than the page tells whether another page follows.
+    sql.push(" LIMIT ").push_bind(limit as i64 + 1);
+
+    let stored: Vec<StoredRow> = sql
+        .build_query_as()
+        .fetch_all(pool)
+        .await
+        .map_err(ManifestError::sql("list"))?;
+    let mut rows: Vec<ManifestRow> = stored.into_iter().map(StoredRow::into_row).collect();
+    let next = (rows.len() > limit).then(|| {
+        rows.truncate(limit);
+        rows.last()
+            .map(|last| Cursor::after(query.order, last).encode())
+    });
+    Ok(Page {
+        rows,
+        next: next.flatten(),
+    })
+}
+
+pub(crate) async fn keys(
+    pool: &SqlitePool,
+    selector: &Selector,
+) -> Result<Vec<String>, ManifestError> {
+    let mut sql = QueryBuilder::<Sqlite>::new("SELECT key FROM entries WHERE ");
+    push_selector(&mut sql, selector);
+    sql.push(" ORDER BY key");
+    sql.build_query_scalar()
+        .fetch_all(pool)
+        .await
+        .map_err(ManifestError::sql("key look-up"))
+}
+
+pub(crate) async fn change_seq(pool: &SqlitePool) -> Result<u64, ManifestError> {
+    let seq: i64 = sqlx::query_scalar("SELECT seq FROM changes WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .map_err(ManifestError::sql("change counter read"))?;
+    Ok(from_sql_int(seq))
+}
+
+pub(crate) async fn purges_since(
+    pool: &SqlitePool,
+    change_seq: u64,
+    limit: u32,
+) -> Result<Vec<PurgeLogEntry>, ManifestError> {
+    let rows: Vec<(i64, i64, String, String, String, bool, i64)> = sqlx::query_as(
+        "SELECT change_seq, at, node, selector, value, soft, rows FROM purges \
+         WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2",
+    )
+    .bind(to_sql_int(change_seq))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(ManifestError::sql("purge log read"))?;
+    Ok(rows
+        .into_iter()
+        .map(|(seq, at, node, kind, value, soft, rows)| PurgeLogEntry {
+            change_seq: from_sql_int(seq),
+            at: from_millis(at),
+            node,
+            selector: Selector::from_parts(&kind, value),
+            soft,
+            rows: from_sql_int(rows),
+        })
+        .collect())
+}

@@ -1,0 +1,205 @@
+//! Counting and reporting what the writer does: counters behind [`WriterStats`],
+//! `caje_manifest_*` metrics, and warnings rate-limited so an outage does not flood the log.
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use metrics::{counter, gauge, histogram};
+use serde::Serialize;
+
+/// A snapshot of the writer's counters, all since the manifest was opened.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct WriterStats {
+    /// Records waiting to be written (queued or in the batch being written).
+    pub queued: u64,
+    /// Records accepted by `record`.
+    pub recorded: u64,
+    /// Records that replaced a waiting record for the same key.
+    pub coalesced: u64,
+    /// Records refused because the queue was full or the manifest closed.
+    pub dropped: u64,
+    /// Rows committed.
+    pub written: u64,
+    /// Batches committed.
+    pub batches: u64,
+    /// Failed write attempts (batches, purges, clears, reconnects).
+    pub failures: u64,
+    /// Batch attempts that repeated a failed one.
+    pub retries: u64,
+    /// The error of the last attempt, while the writer is failing; `None` once a write succeeds.
+    pub last_error: Option<String>,
+}
+
+/// Counters shared by `record` (on the caller's task) and the writer task.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    recorded: AtomicU64,
+    coalesced: AtomicU64,
+    dropped: AtomicU64,
+    written: AtomicU64,
+    batches: AtomicU64,
+    failures: AtomicU64,
+    retries: AtomicU64,
+    in_flight: AtomicU64,
+    last_error: Mutex<Option<String>>,
+}
+
+/// Warn at most this often about the same kind of trouble.
+const WARN_EVERY: Duration = Duration::from_secs(30);
+
+impl Counters {
+    pub(crate) fn recorded(&self) {
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub(crate) fn coalesced(&self) {
+        self.recorded.fetch_add(1, Ordering::Relaxed);
+        self.coalesced.fetch_add(1, Ordering::Relaxed);
+        counter!("caje_manifest_coalesced_total").increment(1);
+    }
+
+    /// Returns the number dropped so far, for the caller's log limiter.
+    pub(crate) fn dropped(&self) -> u64 {
+        counter!("caje_manifest_dropped_total").increment(1);
+        self.dropped.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    pub(crate) fn set_in_flight(&self, rows: usize) {
+        self.in_flight.store(rows as u64, Ordering::Relaxed);
+    }
+
+    pub(crate) fn queue_len(&self, rows: usize) {
+        gauge!("caje_manifest_queue_rows").set(rows as f64);
+    }
+
+    pub(crate) fn batch_committed(&self, rows: usize, retry: bool) {
+        self.batches.fetch_add(1, Ordering::Relaxed);
+        self.written.fetch_add(rows as u64, Ordering::Relaxed);
+        counter!("caje_manifest_batches_total").increment(1);
+        counter!("caje_manifest_rows_total").increment(rows as u64);
+        histogram!("caje_manifest_batch_rows").record(rows as f64);
+        self.attempted(retry);
+        self.succeeded();
+    }
+
+    pub(crate) fn succeeded(&self) {
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    pub(crate) fn failed(&self, op: &'static str, error: String, retry: bool) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+        counter!("caje_manifest_errors_total", "op" => op).increment(1);
+        self.attempted(retry);
+        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+    }
+
+    fn attempted(&self, retry: bool) {
+        if retry {
+            self.retries.fetch_add(1, Ordering::Relaxed);
+            counter!("caje_manifest_retries_total").increment(1);
+        }
+    }
+
+    pub(crate) fn snapshot(&self, queued: usize) -> WriterStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        WriterStats {
+            queued: queued as u64 + get(&self.in_flight),
+            recorded: get(&self.recorded),
+            coalesced: get(&self.coalesced),
+            dropped: get(&self.dropped),
+            written: get(&self.written),
+            batches: get(&self.batches),
+            failures: get(&self.failures),
+            retries: get(&self.retries),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone(),
+        }
+    }
+}
+
+/// Decides when a repeated warning is worth logging again.
+#[derive(Debug, Default)]
+pub(crate) struct WarnLimiter {
+    last: Option<Instant>,
+    suppressed: u64,
+}
+
+impl WarnLimiter {
+    /// `Some(n)` when this occurrence should be logged, `n` being how many were skipped since
+    /// the last logged one.
+    pub(crate) fn admit(&mut self, now: Instant) -> Option<u64> {
+        match self.last {
+            Some(last) if now.duration_since(last) < WARN_EVERY => {
+                self.suppressed += 1;
+                None
+            }
+            _ => {
+                self.last = Some(now);
+                Some(std::mem::take(&mut self.suppressed))
+            }
+        }
+    }
+
+    /// Forgets the trouble (it is over), so the next occurrence is logged at once.
+    pub(crate) fn reset(&mut self) -> u64 {
+        self.last = None;
+        std::mem::take(&mut self.suppressed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limiter_logs_once_per_window_and_counts_the_rest() {
+        let t0 = Instant::now();
+        let mut limiter = WarnLimiter::default();
+        assert_eq!(limiter.admit(t0), Some(0));
+        assert_eq!(limiter.admit(t0 + Duration::from_secs(1)), None);
+        assert_eq!(limiter.admit(t0 + Duration::from_secs(2)), None);
+        assert_eq!(
+            limiter.admit(t0 + WARN_EVERY + Duration::from_secs(1)),
+            Some(2)
+        );
+        assert_eq!(
+            limiter.admit(t0 + WARN_EVERY + Duration::from_secs(2)),
+            None
+        );
+        assert_eq!(limiter.reset(), 1);
+        assert_eq!(
+            limiter.admit(t0 + WARN_EVERY + Duration::from_secs(3)),
+            Some(0)
+        );
+    }
+
+    #[test]
+    fn snapshot_adds_the_batch_in_flight_and_clears_the_error_on_success() {
+        let counters = Counters::default();
+        counters.recorded();
+        counters.coalesced();
+        counters.set_in_flight(3);
+        counters.failed("batch", "disk full".into(), false);
+        counters.failed("batch", "disk full".into(), true);
+        let failing = counters.snapshot(2);
+        assert_eq!(
+            (failing.queued, failing.recorded, failing.coalesced),
+            (5, 2, 1)
+        );
+        assert_eq!((failing.failures, failing.retries), (2, 1));
+        assert_eq!(failing.last_error.as_deref(), Some("disk full"));
+
+        counters.set_in_flight(0);
+        counters.batch_committed(3, true);
+        let healthy = counters.snapshot(0);
+        assert_eq!(
+            (healthy.written, healthy.batches, healthy.retries),
+            (3, 1, 2)
+        );
+        assert_eq!(healthy.last_error, None);
+    }
+}
