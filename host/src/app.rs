@@ -11,7 +11,10 @@ use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
 use crate::config::{Config, LogConfig, LogFormat};
+use crate::manifest::Manifest;
 use crate::proxy::{self, Proxy};
+
+const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// A running node.
 pub struct Node {
@@ -30,7 +33,15 @@ impl Node {
                 config.cache_dir.display()
             )
         })?;
-        let proxy = Arc::new(Proxy::new(config, cache));
+        let manifest = if config.manifest.enabled {
+            Some(Manifest::open(&config.database, &config.manifest).await?)
+        } else {
+            tracing::info!(
+                "[manifest] enabled = false: stored pages are not recorded for other nodes"
+            );
+            None
+        };
+        let proxy = Arc::new(Proxy::new(config, cache, manifest));
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another process using it?)",
@@ -56,10 +67,24 @@ impl Node {
         })
     }
 
-    /// Stops accepting, waits for in-flight requests (bounded by the shutdown grace period).
+    /// Stops accepting, waits for in-flight requests (bounded by the shutdown grace period),
+    /// then writes what the manifest still holds (bounded too: an unwritable manifest must not
+    /// keep the process alive).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(manifest) = self.proxy.manifest() {
+            match tokio::time::timeout(MANIFEST_FLUSH_LIMIT, manifest.flush()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(err)) => {
+                    tracing::warn!(error = %err, "manifest records were not all written at shutdown")
+                }
+                Err(_) => tracing::warn!(
+                    "manifest still unwritable at shutdown; its queued records are lost"
+                ),
+            }
+            let _ = manifest.close().await;
+        }
     }
 }
 

@@ -2,7 +2,7 @@
 //! Errors name the file, the key and the line, and say how to fix the value.
 
 mod error;
-mod units;
+pub(crate) mod units;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -12,6 +12,8 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::ConfigError;
+
+use crate::manifest::ManifestConfig;
 pub use units::ByteSize;
 
 /// The whole configuration of one caje node.
@@ -31,6 +33,7 @@ pub struct Config {
     pub cache: CacheConfig,
     pub server: ServerConfig,
     pub log: LogConfig,
+    pub manifest: ManifestConfig,
 }
 
 /// One `[origins.<name>]` table.
@@ -201,6 +204,8 @@ struct RawConfig {
     server: ServerConfig,
     #[serde(default)]
     log: LogConfig,
+    #[serde(default)]
+    manifest: ManifestConfig,
 }
 
 impl Config {
@@ -249,6 +254,14 @@ impl Config {
                 "raise cache.memory_size or lower cache.memory_max_object",
             ));
         }
+        raw.manifest.validate().map_err(|err| {
+            ConfigError::keyed(
+                path,
+                "manifest",
+                &err.to_string(),
+                "see [manifest] in the configuration reference",
+            )
+        })?;
         Ok(Config {
             listen: raw.listen,
             cache_dir: base.join(raw.cache_dir),
@@ -259,6 +272,7 @@ impl Config {
             cache: raw.cache,
             server: raw.server,
             log: raw.log,
+            manifest: raw.manifest,
         })
     }
 }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use serde::{Deserialize, Deserializer};
+use serde::Deserialize;
 
 use super::ManifestError;
 
@@ -20,22 +20,22 @@ pub struct ManifestConfig {
     /// `"delete"` (rollback journal, default) or `"wal"`. The module docs say why.
     pub journal_mode: JournalMode,
     /// How long a statement waits for another connection's (or LiteFS's) lock. Default `"5s"`.
-    #[serde(deserialize_with = "humantime_duration")]
+    #[serde(deserialize_with = "crate::config::units::duration")]
     pub busy_timeout: Duration,
     /// The most records one write transaction carries. Default `500`.
     pub batch_max_rows: usize,
     /// How long the first record of a batch waits for company before it is written.
     /// Default `"200ms"`.
-    #[serde(deserialize_with = "humantime_duration")]
+    #[serde(deserialize_with = "crate::config::units::duration")]
     pub batch_max_delay: Duration,
     /// The most distinct keys waiting to be written; beyond it new keys are dropped and
     /// counted (a record for a key that is already waiting merges with it). Default `100000`.
     pub queue_max_rows: usize,
     /// First wait after a failed write; doubled after every further failure. Default `"100ms"`.
-    #[serde(deserialize_with = "humantime_duration")]
+    #[serde(deserialize_with = "crate::config::units::duration")]
     pub retry_min: Duration,
     /// The longest wait between two write attempts. Default `"30s"`.
-    #[serde(deserialize_with = "humantime_duration")]
+    #[serde(deserialize_with = "crate::config::units::duration")]
     pub retry_max: Duration,
     /// Read connections for list/get/purge look-ups. Default `4`.
     pub read_connections: u32,
@@ -88,15 +88,6 @@ impl ManifestConfig {
         };
         Err(ManifestError::Config(problem.to_owned()))
     }
-}
-
-fn humantime_duration<'de, D: Deserializer<'de>>(de: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(de)?;
-    humantime::parse_duration(&text).map_err(|e| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?}: {e} (write it like \"250ms\" or \"5s\")"
-        ))
-    })
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! while clients read it. A 304 to a revalidation is merged into the stored entry.
 
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName};
@@ -17,6 +17,7 @@ use super::canonical::CanonicalRequest;
 use super::headers;
 use super::origin::{Origin, OriginError};
 use crate::cache::{self, Entry, EntryHead, FillHandle, FillWriter, Key, Timeline};
+use crate::manifest::ManifestRecord;
 
 /// Request headers that would turn the cache's fetch into something other than a full 200.
 const CLIENT_CONDITIONALS: [HeaderName; 6] = [
@@ -322,6 +323,9 @@ impl Pump {
         match proxy.cache.commit(self.writer, self.head, &self.base) {
             Ok(entry) => {
                 metrics::counter!("caje_cache_fills_total").increment(1);
+                if let Some(manifest) = &proxy.manifest {
+                    manifest.record(manifest_record(&entry));
+                }
                 Some(entry)
             }
             Err(err) => {
@@ -336,6 +340,22 @@ impl Pump {
         metrics::counter!("caje_fills_abandoned_total").increment(1);
         tracing::warn!(url = %url, origin = %self.origin.name, reason, "fill abandoned; nothing stored");
         None
+    }
+}
+
+/// The manifest row of a stored entry: what other nodes need to fetch it themselves.
+fn manifest_record(entry: &Entry) -> ManifestRecord {
+    let timeline = &entry.head.timeline;
+    ManifestRecord {
+        key: entry.key.to_string(),
+        method: Method::GET.to_string(),
+        url: entry.head.url.clone(),
+        origin: entry.head.origin.clone(),
+        status: entry.head.status,
+        size: entry.head.body_len,
+        stored_at: UNIX_EPOCH + Duration::from_millis(timeline.stored_at),
+        expires_at: UNIX_EPOCH + Duration::from_millis(timeline.fresh_until),
+        tags: entry.head.tags.clone(),
     }
 }
 

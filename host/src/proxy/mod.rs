@@ -22,6 +22,7 @@ pub use server::serve;
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::manifest::Manifest;
 
 /// Everything a request needs, shared by all connections.
 pub struct Proxy {
@@ -31,10 +32,12 @@ pub struct Proxy {
     default_origin: String,
     scheme: Scheme,
     access_log: bool,
+    /// Where stored entries are recorded for the fleet; `None` when `[manifest] enabled = false`.
+    manifest: Option<Manifest>,
 }
 
 impl Proxy {
-    pub fn new(config: &Config, cache: Cache) -> Proxy {
+    pub fn new(config: &Config, cache: Cache, manifest: Option<Manifest>) -> Proxy {
         Proxy {
             cache,
             origins: Origins::new(&config.origins),
@@ -42,11 +45,16 @@ impl Proxy {
             default_origin: config.default_origin.clone(),
             scheme: Scheme::HTTP,
             access_log: config.log.access,
+            manifest,
         }
     }
 
     pub fn cache(&self) -> &Cache {
         &self.cache
+    }
+
+    pub fn manifest(&self) -> Option<&Manifest> {
+        self.manifest.as_ref()
     }
 
     /// Origin fetches currently in flight (one per key however many requests wait for it).

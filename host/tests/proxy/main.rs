@@ -4,5 +4,6 @@ mod caching;
 mod coalescing;
 mod errors;
 mod invalidation;
+mod recording;
 mod revalidation;
 mod store;
