@@ -16,7 +16,7 @@ use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, SqliteConnection};
-use support::litefs::Cluster;
+use support::litefs::{Cluster, wait_until};
 
 /// Bound on anything that waits for replication or for LiteFS to change state.
 const SETTLE: Duration = Duration::from_secs(30);
@@ -54,7 +54,10 @@ async fn eventually<T, Fut: Future<Output = Option<T>>>(
         if let Some(value) = probe().await {
             return value;
         }
-        assert!(Instant::now() < deadline, "timed out after {SETTLE:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {SETTLE:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -85,7 +88,12 @@ async fn dropping_the_guard_releases_the_lock() {
     })
     .await;
     // Released for this process too: the next caller gets its turn.
-    Halt::acquire(&path, HALT_TIMEOUT).await.unwrap().release().await.unwrap();
+    Halt::acquire(&path, HALT_TIMEOUT)
+        .await
+        .unwrap()
+        .release()
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -108,7 +116,10 @@ async fn concurrent_acquirers_in_one_process_queue_and_waiting_is_bounded() {
     }
     let message = impatient.unwrap_err().to_string();
     assert!(message.contains("halt_timeout"), "{message}");
-    assert!(!second.is_finished(), "the second caller got HALT while the first held it");
+    assert!(
+        !second.is_finished(),
+        "the second caller got HALT while the first held it"
+    );
 
     first.release().await.unwrap();
     let second = tokio::time::timeout(SETTLE, second)
@@ -127,10 +138,22 @@ async fn a_missing_lock_file_is_a_clear_error_and_is_not_created() {
     let path = lock_path(&dir.path().join("absent.db"));
     let err = Halt::acquire(&path, HALT_TIMEOUT).await.unwrap_err();
     assert_eq!(err.errno(), Some(Errno::ENOENT));
-    assert!(matches!(err, Error::Halt { step: HaltStep::Open, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Halt {
+                step: HaltStep::Open,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     let message = err.to_string();
-    assert!(message.contains("absent.db-lock") && message.contains("does not exist"), "{message}");
-    assert!(message.contains("create the database on the primary"), "{message}");
+    assert!(
+        message.contains("absent.db-lock") && message.contains("does not exist"),
+        "{message}"
+    );
+    assert!(message.contains("open (create) the database"), "{message}");
     assert!(!path.exists(), "acquire must not create {}", path.display());
 }
 
@@ -138,7 +161,11 @@ async fn a_missing_lock_file_is_a_clear_error_and_is_not_created() {
 async fn databases_off_litefs_are_plain_unless_litefs_is_required() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("manifest.db");
-    assert!(Database::detect(&db, &LitefsConfig::default()).unwrap().is_none());
+    assert!(
+        Database::detect(&db, &LitefsConfig::default())
+            .unwrap()
+            .is_none()
+    );
     let required = LitefsConfig {
         require: true,
         ..LitefsConfig::default()
@@ -161,7 +188,10 @@ fn shipped_litefs_yml_execs_caje_without_a_shell() {
     let argv: Vec<&str> = cmd.split_whitespace().collect();
     assert_eq!(argv[..2], ["caje", "serve"], "{cmd}");
     for token in &argv {
-        assert!(!token.contains(['|', '&', ';', '$', '>', '<', '=']), "shell syntax in exec: {cmd}");
+        assert!(
+            !token.contains(['|', '&', ';', '$', '>', '<', '=']),
+            "shell syntax in exec: {cmd}"
+        );
     }
 }
 
@@ -252,7 +282,9 @@ fn detect(path: &Path, http_addr: Option<&str>) -> Database {
 
 #[tokio::test]
 async fn cluster_roles_lag_and_info() {
-    let Some(cluster) = Cluster::start() else { return };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let (a, b) = (cluster.primary(), cluster.replica());
 
     for http in [None, Some(a.http_addr())] {
@@ -265,7 +297,12 @@ async fn cluster_roles_lag_and_info() {
         assert_eq!(replica.mount().dir(), b.fuse_dir());
         assert_eq!(replica.path(), b.db_path("x.db"));
         let role = replica.role().await.unwrap();
-        assert_eq!(role, Role::Replica { primary: "node-a".into() });
+        assert_eq!(
+            role,
+            Role::Replica {
+                primary: "node-a".into()
+            }
+        );
         assert!(!role.is_primary());
         let replica = &replica;
         let lag = eventually("the replica's first sync", || async move {
@@ -278,10 +315,14 @@ async fn cluster_roles_lag_and_info() {
         assert!(lag < SETTLE, "a connected replica reports {lag:?} of lag");
     }
 
-    let info = fetch_info(a.http_addr(), Duration::from_secs(2)).await.unwrap();
+    let info = fetch_info(a.http_addr(), Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(info.is_primary && info.candidate);
     assert_eq!(info.primary.hostname, "node-a");
-    let info = fetch_info(b.http_addr(), Duration::from_secs(2)).await.unwrap();
+    let info = fetch_info(b.http_addr(), Duration::from_secs(2))
+        .await
+        .unwrap();
     assert!(!info.is_primary && !info.candidate);
     assert_eq!(info.primary.hostname, "node-a");
     assert!(!info.cluster_id.is_empty());
@@ -289,17 +330,29 @@ async fn cluster_roles_lag_and_info() {
 
 #[tokio::test]
 async fn replica_writes_fail_without_halt_and_replicate_with_it() {
-    let Some(cluster) = Cluster::start() else { return };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     let modes = [
-        ("delete.db", SqliteJournalMode::Delete, "attempt to write a readonly database"),
+        (
+            "delete.db",
+            SqliteJournalMode::Delete,
+            "attempt to write a readonly database",
+        ),
         ("wal.db", SqliteJournalMode::Wal, "disk I/O error"),
     ];
     for (name, mode, refusal) in modes {
         create_replicated(&cluster, name, mode).await;
-        let (on_a, on_b) = (cluster.primary().db_path(name), cluster.replica().db_path(name));
+        let (on_a, on_b) = (
+            cluster.primary().db_path(name),
+            cluster.replica().db_path(name),
+        );
         let mut replica = connect(&on_b, mode).await;
 
-        let err = insert(&mut replica, "unhalted").await.unwrap_err().to_string();
+        let err = insert(&mut replica, "unhalted")
+            .await
+            .unwrap_err()
+            .to_string();
         assert!(err.contains(refusal), "{mode:?} without HALT: {err}");
 
         let litefs = detect(&on_b, None);
@@ -320,8 +373,10 @@ async fn replica_writes_fail_without_halt_and_replicate_with_it() {
 }
 
 #[tokio::test]
-async fn one_halt_covers_a_whole_transaction() {
-    let Some(cluster) = Cluster::start() else { return };
+async fn one_halt_covers_a_whole_transaction_and_is_a_no_op_on_the_primary() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     create_replicated(&cluster, "batch.db", JOURNAL).await;
     let on_b = cluster.replica().db_path("batch.db");
     let litefs = detect(&on_b, None);
@@ -335,13 +390,61 @@ async fn one_halt_covers_a_whole_transaction() {
     tx.commit().await.unwrap();
     halt.release().await.unwrap();
 
-    wait_for_count(&cluster.primary().db_path("batch.db"), JOURNAL, "batch-%", 500).await;
+    let on_a = cluster.primary().db_path("batch.db");
+    wait_for_count(&on_a, JOURNAL, "batch-%", 500).await;
     wait_for_count(&on_b, JOURNAL, "batch-%", 500).await;
+
+    let halt = detect(&on_a, None).halt().await.unwrap();
+    let mut primary = connect(&on_a, JOURNAL).await;
+    insert(&mut primary, "primary-under-halt").await.unwrap();
+    halt.release().await.unwrap();
+    wait_for_count(&on_b, JOURNAL, "primary-under-halt", 1).await;
+}
+
+#[tokio::test]
+async fn a_replica_creates_a_database_under_halt() {
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
+    let on_b = cluster.replica().db_path("new.db");
+    let litefs = detect(&on_b, None);
+    let err = litefs.halt().await.unwrap_err();
+    assert_eq!(err.errno(), Some(Errno::ENOENT), "{err}");
+    assert!(
+        err.to_string().contains("open (create) the database"),
+        "{err}"
+    );
+    assert!(!on_b.exists() && !lock_path(&on_b).exists());
+
+    // LiteFS lets a replica create the empty file; its content needs HALT like any write.
+    let create = options(&on_b, JOURNAL).create_if_missing(true);
+    let mut replica = SqliteConnection::connect_with(&create).await.unwrap();
+    assert!(lock_path(&on_b).exists());
+    let err = sqlx::query(TABLE).execute(&mut replica).await.unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("attempt to write a readonly database"),
+        "{err}"
+    );
+
+    let halt = litefs.halt().await.unwrap();
+    sqlx::query(TABLE).execute(&mut replica).await.unwrap();
+    insert(&mut replica, "from-b").await.unwrap();
+    halt.release().await.unwrap();
+    let on_a = cluster.primary().db_path("new.db");
+    wait_until(
+        "the replica's new database to reach the primary",
+        SETTLE,
+        || on_a.exists(),
+    );
+    wait_for_count(&on_a, JOURNAL, "from-b", 1).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_guard_lets_the_primary_write_again() {
-    let Some(cluster) = Cluster::start() else { return };
+    let Some(cluster) = Cluster::start() else {
+        return;
+    };
     // What the primary's own writer sees while a replica holds HALT.
     let modes = [
         ("delete.db", SqliteJournalMode::Delete, "database is locked"),
@@ -358,17 +461,26 @@ async fn a_dropped_guard_lets_the_primary_write_again() {
         // Spawning a process used to release HALT (the child closes its inherited copy of the
         // descriptor at exec); the holder thread's private descriptor table prevents that.
         std::process::Command::new("true").status().unwrap();
-        let err = insert(&mut primary, "while-halted").await.unwrap_err().to_string();
-        assert!(err.contains(refusal), "{mode:?} primary write during a replica's HALT: {err}");
+        let err = insert(&mut primary, "while-halted")
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains(refusal),
+            "{mode:?} primary write during a replica's HALT: {err}"
+        );
         drop(halt);
 
-        eventually("the primary to write again after the guard was dropped", || {
-            let impatient = impatient.clone();
-            async move {
-                let mut primary = SqliteConnection::connect_with(&impatient).await.ok()?;
-                insert(&mut primary, "after-drop").await.ok()
-            }
-        })
+        eventually(
+            "the primary to write again after the guard was dropped",
+            || {
+                let impatient = impatient.clone();
+                async move {
+                    let mut primary = SqliteConnection::connect_with(&impatient).await.ok()?;
+                    insert(&mut primary, "after-drop").await.ok()
+                }
+            },
+        )
         .await;
         assert_eq!(count_keys(&on_a, mode, "while-halted").await, 0);
     }
@@ -376,7 +488,9 @@ async fn a_dropped_guard_lets_the_primary_write_again() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_primary_restart_under_halt_is_a_clear_error_then_writes_work_again() {
-    let Some(mut cluster) = Cluster::start() else { return };
+    let Some(mut cluster) = Cluster::start() else {
+        return;
+    };
     create_replicated(&cluster, "restart.db", JOURNAL).await;
     let on_a = cluster.primary().db_path("restart.db");
     let on_b = cluster.replica().db_path("restart.db");
@@ -392,22 +506,57 @@ async fn a_primary_restart_under_halt_is_a_clear_error_then_writes_work_again() 
     assert_eq!(litefs.role().await.unwrap(), Role::Disconnected);
 
     let err = insert(&mut replica, "lost").await.unwrap_err().to_string();
-    assert!(err.contains("disk I/O error"), "write under HALT without a primary: {err}");
+    assert!(
+        err.contains("disk I/O error"),
+        "write under HALT without a primary: {err}"
+    );
     let err = held.release().await.unwrap_err();
-    assert!(matches!(err, Error::Halt { step: HaltStep::Unlock, errno: Errno::EIO, .. }), "{err:?}");
+    assert!(
+        matches!(
+            err,
+            Error::Halt {
+                step: HaltStep::Unlock,
+                errno: Errno::EIO,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
     assert!(err.to_string().contains("primary is unreachable"), "{err}");
     let err = waiting.await.unwrap().unwrap_err();
-    assert!(matches!(err, Error::Halt { step: HaltStep::Lock, errno: Errno::EIO, .. }), "{err:?}");
-    assert!(err.to_string().contains("check that the primary is up"), "{err}");
+    assert!(
+        matches!(
+            err,
+            Error::Halt {
+                step: HaltStep::Lock,
+                errno: Errno::EIO,
+                ..
+            }
+        ),
+        "{err:?}"
+    );
+    assert!(
+        err.to_string().contains("check that the primary is up"),
+        "{err}"
+    );
 
     cluster.start_primary();
-    assert_eq!(litefs.role().await.unwrap(), Role::Replica { primary: "node-a".into() });
+    assert_eq!(
+        litefs.role().await.unwrap(),
+        Role::Replica {
+            primary: "node-a".into()
+        }
+    );
     let halt = litefs.halt().await.unwrap();
     insert(&mut replica, "recovered").await.unwrap();
     halt.release().await.unwrap();
     wait_for_count(&on_a, JOURNAL, "recovered", 1).await;
     assert_eq!(count_keys(&on_a, JOURNAL, "lost").await, 0);
-    assert_eq!(count_keys(&on_b, JOURNAL, "lost").await, 0, "the failed write was rolled back");
+    assert_eq!(
+        count_keys(&on_b, JOURNAL, "lost").await,
+        0,
+        "the failed write was rolled back"
+    );
 }
 
 /// Why the manifest does not use WAL on LiteFS: LiteFS 0.5 commits a replica's WAL transaction
@@ -416,7 +565,9 @@ async fn a_primary_restart_under_halt_is_a_clear_error_then_writes_work_again() 
 /// exits (status 99), taking its mount down.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_wal_mode_losing_the_primary_under_halt_crashes_the_replica() {
-    let Some(mut cluster) = Cluster::start() else { return };
+    let Some(mut cluster) = Cluster::start() else {
+        return;
+    };
     let mode = SqliteJournalMode::Wal;
     create_replicated(&cluster, "wal.db", mode).await;
     let on_b = cluster.replica().db_path("wal.db");
@@ -429,6 +580,11 @@ async fn in_wal_mode_losing_the_primary_under_halt_crashes_the_replica() {
         .expect("in WAL mode SQLite cannot see the failed remote commit");
     let status = cluster.wait_for_replica_exit();
     assert_eq!(status.code(), Some(99), "{}", cluster.replica().log_tail());
-    assert!(cluster.replica().log_tail().contains("fatal error occurred while committing WAL"));
+    assert!(
+        cluster
+            .replica()
+            .log_tail()
+            .contains("fatal error occurred while committing WAL")
+    );
     drop(halt);
 }

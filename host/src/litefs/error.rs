@@ -116,9 +116,9 @@ fn halt_message(
         ),
         (HaltStep::Open, Errno::ENOENT) => write!(
             f,
-            "{path} does not exist (ENOENT); LiteFS creates it for a database once the database \
-             exists: create the database on the primary first (a replica receives it by \
-             replication), and check that the path is on the LiteFS mount"
+            "{path} does not exist (ENOENT): LiteFS serves it only next to a database that exists \
+             on this node; open (create) the database before taking HALT (a replica may create \
+             it and then write it under HALT), and check that the path is on the LiteFS mount"
         ),
         (HaltStep::Lock, Errno::ENOSYS) => write!(
             f,

@@ -53,7 +53,10 @@ pub fn lock_path(database: &Path) -> PathBuf {
 enum Report {
     Granted(Result<(), Error>),
     /// `dropped`: the guard was dropped rather than released, so nobody awaits the result.
-    Released { result: Result<(), Error>, dropped: bool },
+    Released {
+        result: Result<(), Error>,
+        dropped: bool,
+    },
 }
 
 /// A held HALT lock. Dropping it releases HALT without blocking (failures are logged);
@@ -95,7 +98,9 @@ impl Halt {
                 })?;
             let (granted_tx, granted_rx) = oneshot::channel();
             let relay = tokio::task::spawn_blocking(move || relay(report_rx, granted_tx, turn));
-            granted_rx.await.expect("the HALT relay reports the grant")?;
+            granted_rx
+                .await
+                .expect("the HALT relay reports the grant")?;
             Ok(Halt {
                 path: path.clone(),
                 release: release_tx,

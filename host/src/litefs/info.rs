@@ -104,9 +104,10 @@ mod tests {
         .unwrap();
         assert!(primary.is_primary);
         assert_eq!(primary.primary.hostname, "node-a");
-        let fresh: NodeInfo =
-            serde_json::from_str(r#"{"isPrimary":false,"candidate":false,"path":"/d","primary":{}}"#)
-                .unwrap();
+        let fresh: NodeInfo = serde_json::from_str(
+            r#"{"isPrimary":false,"candidate":false,"path":"/d","primary":{}}"#,
+        )
+        .unwrap();
         assert_eq!(fresh.cluster_id, "");
         assert_eq!(fresh.primary.hostname, "");
     }
@@ -120,7 +121,10 @@ mod tests {
             .await
             .unwrap_err()
             .to_string();
-        assert!(err.contains(&addr) && err.contains("cannot connect"), "{err}");
+        assert!(
+            err.contains(&addr) && err.contains("cannot connect"),
+            "{err}"
+        );
         assert!(err.contains("http_addr"), "{err}");
     }
 }

@@ -30,7 +30,10 @@ mod tests {
     #[test]
     fn maps_litefs_values() {
         assert_eq!(Lag::from_millis(0), Lag::Behind(Duration::ZERO));
-        assert_eq!(Lag::from_millis(1500), Lag::Behind(Duration::from_millis(1500)));
+        assert_eq!(
+            Lag::from_millis(1500),
+            Lag::Behind(Duration::from_millis(1500))
+        );
         assert_eq!(Lag::from_millis(-3), Lag::Behind(Duration::ZERO));
         assert_eq!(Lag::from_millis(2_147_483_647), Lag::NotReplicated);
     }

@@ -106,9 +106,11 @@ impl Cluster {
     pub fn stop_primary(&mut self) {
         self.primary.stop();
         let replica = &self.replica;
-        wait_until("the replica to notice the primary is gone", CLUSTER_READY, || {
-            replica.primary_hostname().is_none()
-        });
+        wait_until(
+            "the replica to notice the primary is gone",
+            CLUSTER_READY,
+            || replica.primary_hostname().is_none(),
+        );
     }
 
     /// Starts the primary again on its old data and waits until the replica reconnected.
@@ -137,7 +139,11 @@ impl Cluster {
             }
             for node in [&mut self.primary, &mut self.replica] {
                 if let Some(status) = node.exit_status() {
-                    panic!("LiteFS node {} exited early ({status})\n{}", node.name, node.log_tail());
+                    panic!(
+                        "LiteFS node {} exited early ({status})\n{}",
+                        node.name,
+                        node.log_tail()
+                    );
                 }
             }
             std::thread::sleep(Duration::from_millis(50));
@@ -193,7 +199,11 @@ impl Node {
         let log = fs::read_to_string(&self.log_path).unwrap_or_default();
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(40)..].join("\n");
-        format!("--- LiteFS node {} log ({}):\n{tail}", self.name, self.log_path.display())
+        format!(
+            "--- LiteFS node {} log ({}):\n{tail}",
+            self.name,
+            self.log_path.display()
+        )
     }
 
     fn primary_hostname(&self) -> Option<String> {
@@ -271,7 +281,10 @@ impl Node {
 pub fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> bool) {
     let deadline = Instant::now() + timeout;
     while !check() {
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(Duration::from_millis(20));
     }
 }
@@ -281,7 +294,9 @@ fn unavailable(reason: &str) -> Option<Cluster> {
         panic!("the LiteFS cluster cannot start here and CI=true: {reason}");
     }
     let bar = "!".repeat(78);
-    eprintln!("\n{bar}\nSKIPPING a LiteFS cluster test: {reason}\n(under CI=true this fails)\n{bar}\n");
+    eprintln!(
+        "\n{bar}\nSKIPPING a LiteFS cluster test: {reason}\n(under CI=true this fails)\n{bar}\n"
+    );
     None
 }
 
@@ -295,7 +310,9 @@ fn litefs_binary() -> Result<&'static PathBuf, &'static str> {
     BINARY
         .get_or_init(|| {
             if !Path::new("/dev/fuse").exists() {
-                return Err("/dev/fuse does not exist (no FUSE in this machine or container)".into());
+                return Err(
+                    "/dev/fuse does not exist (no FUSE in this machine or container)".into(),
+                );
             }
             ensure_fusermount()?;
             build_litefs()
@@ -309,7 +326,12 @@ fn ensure_fusermount() -> Result<(), String> {
         return Ok(());
     }
     eprintln!("fusermount3 is missing: installing Debian's fuse3 with apt-get");
-    let install = || run(Command::new("apt-get").args(["install", "-y", "fuse3"]), GO_INSTALL);
+    let install = || {
+        run(
+            Command::new("apt-get").args(["install", "-y", "fuse3"]),
+            GO_INSTALL,
+        )
+    };
     if install().is_err() {
         run(Command::new("apt-get").arg("update"), GO_INSTALL)?;
         install()?;
@@ -348,7 +370,10 @@ fn build_litefs() -> Result<PathBuf, String> {
     }
     let staging = tools.join(format!("litefs-{LITEFS_VERSION}.partial"));
     let _ = fs::remove_dir_all(&staging);
-    eprintln!("building LiteFS {LITEFS_VERSION} into {} (once)", dir.display());
+    eprintln!(
+        "building LiteFS {LITEFS_VERSION} into {} (once)",
+        dir.display()
+    );
     run(
         Command::new("go")
             .args(["install", &format!("{LITEFS_PACKAGE}@{LITEFS_VERSION}")])
@@ -464,7 +489,10 @@ fn mount_points() -> Vec<PathBuf> {
 }
 
 fn process_alive(pid: i32) -> bool {
-    !matches!(kill(Pid::from_raw(pid), None), Err(nix::errno::Errno::ESRCH))
+    !matches!(
+        kill(Pid::from_raw(pid), None),
+        Err(nix::errno::Errno::ESRCH)
+    )
 }
 
 fn on_path(program: &str) -> bool {
@@ -483,7 +511,9 @@ fn path_value(path: &Path) -> Value {
 
 fn section<'a>(doc: &'a mut Value, key: &str) -> &'a mut Mapping {
     let root = doc.as_mapping_mut().expect("litefs.yml is a mapping");
-    let entry = root.entry(key.into()).or_insert_with(|| Mapping::new().into());
+    let entry = root
+        .entry(key.into())
+        .or_insert_with(|| Mapping::new().into());
     entry
         .as_mapping_mut()
         .unwrap_or_else(|| panic!("`{key}` in litefs.yml is not a mapping"))
