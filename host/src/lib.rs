@@ -8,5 +8,6 @@ pub mod app;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;
+pub mod litefs;
 pub mod manifest;
 pub mod proxy;
