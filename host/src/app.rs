@@ -41,7 +41,7 @@ impl Node {
             );
             None
         };
-        let proxy = Arc::new(Proxy::new(config, cache, manifest));
+        let proxy = Arc::new(Proxy::new(config, cache, manifest).map_err(anyhow::Error::msg)?);
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another process using it?)",

@@ -27,6 +27,41 @@ impl TestOrigin {
         F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
         Fut: Future<Output = Response<Body>> + Send + 'static,
     {
+        TestOrigin::serve(handler, None).await
+    }
+
+    /// Serves `handler` over TLS (h2 and http/1.1 by ALPN) with a fresh self-signed certificate
+    /// for `localhost`; returns the origin and the certificate in PEM, for a client to trust.
+    pub async fn start_tls<F, Fut>(handler: F) -> (TestOrigin, String)
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
+        let certified = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()])
+            .expect("self-signed certificate");
+        let key =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(certified.signing_key.serialize_der().into());
+        let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .expect("TLS versions")
+        .with_no_client_auth()
+        .with_single_cert(vec![certified.cert.der().clone()], key)
+        .expect("server certificate");
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+        (
+            TestOrigin::serve(handler, Some(acceptor)).await,
+            certified.cert.pem(),
+        )
+    }
+
+    async fn serve<F, Fut>(handler: F, tls: Option<tokio_rustls::TlsAcceptor>) -> TestOrigin
+    where
+        F: Fn(Request<Incoming>) -> Fut + Clone + Send + Sync + 'static,
+        Fut: Future<Output = Response<Body>> + Send + 'static,
+    {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind origin");
         let addr = listener.local_addr().expect("origin address");
         let counts: Arc<Mutex<HashMap<String, u64>>> = Arc::default();
@@ -37,6 +72,7 @@ impl TestOrigin {
             while let Ok((stream, _)) = listener.accept().await {
                 let handler = handler.clone();
                 let counts = counting.clone();
+                let tls = tls.clone();
                 connections.spawn(async move {
                     let service = service_fn(move |request: Request<Incoming>| {
                         let key = request
@@ -48,9 +84,21 @@ impl TestOrigin {
                         let answer = handler(request);
                         async move { Ok::<_, Infallible>(answer.await) }
                     });
-                    let _ = auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let builder = auto::Builder::new(TokioExecutor::new());
+                    match tls {
+                        None => {
+                            let _ = builder
+                                .serve_connection(TokioIo::new(stream), service)
+                                .await;
+                        }
+                        Some(acceptor) => {
+                            if let Ok(stream) = acceptor.accept(stream).await {
+                                let _ = builder
+                                    .serve_connection(TokioIo::new(stream), service)
+                                    .await;
+                            }
+                        }
+                    }
                 });
             }
         });

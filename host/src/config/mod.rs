@@ -45,6 +45,9 @@ pub struct OriginConfig {
     /// `Host` header sent to the origin instead of the URL's authority.
     #[serde(default)]
     pub host: Option<String>,
+    /// PEM file of extra CA certificates to trust for this https origin (besides the web PKI roots).
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
     #[serde(
         default = "defaults::connect_timeout",
         deserialize_with = "units::duration"
@@ -222,7 +225,10 @@ impl Config {
             toml::from_str(text).map_err(|err| ConfigError::from_toml(path, text, &err))?;
         let base = path.parent().unwrap_or(Path::new("."));
         let origins_span = raw.origins.span();
-        let origins = raw.origins.into_inner();
+        let mut origins = raw.origins.into_inner();
+        for origin in origins.values_mut() {
+            origin.ca_file = origin.ca_file.take().map(|file| base.join(file));
+        }
         if origins.is_empty() {
             return Err(ConfigError::at(
                 path,

@@ -37,16 +37,17 @@ pub struct Proxy {
 }
 
 impl Proxy {
-    pub fn new(config: &Config, cache: Cache, manifest: Option<Manifest>) -> Proxy {
-        Proxy {
+    /// Builds the proxy; fails when an origin's TLS settings are unusable.
+    pub fn new(config: &Config, cache: Cache, manifest: Option<Manifest>) -> Result<Proxy, String> {
+        Ok(Proxy {
             cache,
-            origins: Origins::new(&config.origins),
+            origins: Origins::new(&config.origins)?,
             coalescer: Arc::default(),
             default_origin: config.default_origin.clone(),
             scheme: Scheme::HTTP,
             access_log: config.log.access,
             manifest,
-        }
+        })
     }
 
     pub fn cache(&self) -> &Cache {

@@ -45,14 +45,13 @@ impl OriginError {
 }
 
 impl Origin {
-    fn new(name: &str, config: &OriginConfig) -> Origin {
+    fn new(name: &str, config: &OriginConfig) -> Result<Origin, String> {
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(config.connect_timeout));
         http.set_nodelay(true);
         let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_webpki_roots(Arc::new(rustls::crypto::ring::default_provider()))
-            .expect("the ring provider supports the default protocol versions")
+            .with_tls_config(tls_config(config.ca_file.as_deref())?)
             .https_or_http()
             .enable_http1()
             .enable_http2()
@@ -66,14 +65,14 @@ impl Origin {
             Some(host) => HeaderValue::from_str(host),
             None => HeaderValue::from_str(base.authority().map_or("", |a| a.as_str())),
         }
-        .unwrap_or_else(|_| HeaderValue::from_static("localhost"));
-        Origin {
+        .map_err(|_| format!("origins.{name}.host is not a valid Host header value"))?;
+        Ok(Origin {
             name: name.to_owned(),
             base,
             host,
             read_timeout: config.read_timeout,
             client,
-        }
+        })
     }
 
     /// The origin's URL for a client path: the base URL's path prefix joined with it.
@@ -123,6 +122,37 @@ impl Origin {
     }
 }
 
+/// Web PKI roots, plus the operator's own CA for private origins.
+fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig, String> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(file) = ca_file {
+        let unusable = |err: &dyn std::fmt::Display| {
+            format!(
+                "ca_file {}: {err}; it must hold PEM certificates (-----BEGIN CERTIFICATE-----)",
+                file.display()
+            )
+        };
+        let certificates = CertificateDer::pem_file_iter(file).map_err(|err| unusable(&err))?;
+        let mut added = 0;
+        for certificate in certificates {
+            roots
+                .add(certificate.map_err(|err| unusable(&err))?)
+                .map_err(|err| unusable(&err))?;
+            added += 1;
+        }
+        if added == 0 {
+            return Err(unusable(&"no certificate found"));
+        }
+    }
+    rustls::ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map(|builder| builder.with_root_certificates(roots).with_no_client_auth())
+        .map_err(|err| format!("cannot set up TLS: {err}"))
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -138,13 +168,15 @@ fn error_chain(err: &dyn std::error::Error) -> String {
 pub struct Origins(HashMap<String, Arc<Origin>>);
 
 impl Origins {
-    pub fn new<'a>(configs: impl IntoIterator<Item = (&'a String, &'a OriginConfig)>) -> Origins {
-        Origins(
-            configs
-                .into_iter()
-                .map(|(name, config)| (name.clone(), Arc::new(Origin::new(name, config))))
-                .collect(),
-        )
+    /// Builds every origin's client; an unusable `ca_file` or `host` is an error naming the origin.
+    pub fn new<'a>(
+        configs: impl IntoIterator<Item = (&'a String, &'a OriginConfig)>,
+    ) -> Result<Origins, String> {
+        let mut origins = HashMap::new();
+        for (name, config) in configs {
+            origins.insert(name.clone(), Arc::new(Origin::new(name, config)?));
+        }
+        Ok(Origins(origins))
     }
 
     pub fn get(&self, name: &str) -> Option<&Arc<Origin>> {

@@ -231,3 +231,32 @@ async fn no_cache_request_and_only_if_cached_are_honoured() {
     get_with(&node.url("/fast"), &[("cache-control", "no-cache")]).await;
     assert_eq!(origin.state.requests("/fast"), 2);
 }
+
+#[tokio::test]
+async fn https_origins_are_fetched_over_tls_with_an_operator_ca() {
+    let (origin, ca_pem) = TestOrigin::start_tls(|request| async move {
+        let version = format!("{:?}", request.version());
+        respond(200, &[("cache-control", "max-age=60")], &version)
+    })
+    .await;
+    let url = format!("https://localhost:{}", origin.addr.port());
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("origin-ca.pem"), &ca_pem).unwrap();
+    let ca = dir.path().join("origin-ca.pem");
+    let node =
+        TestNode::start_with_origin(&url, &format!("ca_file = \"{}\"", ca.display()), "").await;
+    let first = get(&node.url("/tls")).await;
+    assert_eq!(first.status, 200);
+    assert_eq!(first.text(), "HTTP/2.0", "h2 negotiated by ALPN");
+    assert_eq!(get(&node.url("/tls")).await.x_cache(), "HIT");
+    assert_eq!(origin.hits("/tls"), 1);
+    // Without the CA the origin's certificate is not trusted: a 502 that says why.
+    let untrusting = TestNode::start(&url).await;
+    let refused = get(&untrusting.url("/tls")).await;
+    assert_eq!(refused.status, 502);
+    assert!(
+        refused.text().to_lowercase().contains("certificate"),
+        "{}",
+        refused.text()
+    );
+}

@@ -191,3 +191,21 @@ fn an_invalid_config_never_starts() {
         "nothing is created by a config that does not load"
     );
 }
+
+#[tokio::test]
+async fn an_unusable_origin_ca_file_stops_the_start() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    let text = "listen = \"127.0.0.1:0\"\ncache_dir = \"c\"\ndatabase = \"m.db\"\npolicies_dir = \"p\"\n\
+                default_origin = \"web\"\n\n[origins.web]\nurl = \"https://localhost:1\"\nca_file = \"ca.pem\"\n";
+    let config = caje::config::Config::parse(text, &dir.path().join("caje.toml")).unwrap();
+    let err = caje::app::Node::start(&config)
+        .await
+        .err()
+        .expect("must not start");
+    let message = format!("{err:#}");
+    assert!(
+        message.contains("ca_file") && message.contains("ca.pem") && message.contains("PEM"),
+        "{message}"
+    );
+}
