@@ -59,6 +59,11 @@ impl Node {
             proxy::serve(listener, serving, &server_config, shutdown).await;
         });
         tracing::info!(listen = %addr, origin = %config.default_origin, cache_dir = %config.cache_dir.display(), "caje is serving");
+        if proxy.accepts_any_host() {
+            tracing::warn!(
+                "no origin lists `hosts`: caje answers for any Host header (set [origins.<name>] hosts in production)"
+            );
+        }
         Ok(Node {
             addr,
             proxy,

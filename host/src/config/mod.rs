@@ -48,6 +48,10 @@ pub struct OriginConfig {
     /// PEM file of extra CA certificates to trust for this https origin (besides the web PKI roots).
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
+    /// Client `Host` names this origin serves (`"example.com"`, `"*.example.com"`; ports ignored).
+    /// When any origin lists hosts, requests for other hosts are refused with 421.
+    #[serde(default)]
+    pub hosts: Vec<String>,
     #[serde(
         default = "defaults::connect_timeout",
         deserialize_with = "units::duration"

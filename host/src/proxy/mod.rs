@@ -58,6 +58,11 @@ impl Proxy {
         self.manifest.as_ref()
     }
 
+    /// No origin restricts the hosts it serves.
+    pub fn accepts_any_host(&self) -> bool {
+        self.origins.accepts_any_host()
+    }
+
     /// Origin fetches currently in flight (one per key however many requests wait for it).
     pub fn fetches_in_flight(&self) -> usize {
         self.coalescer.in_flight()

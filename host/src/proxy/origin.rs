@@ -19,6 +19,8 @@ use crate::config::OriginConfig;
 
 pub struct Origin {
     pub name: String,
+    /// Lower-cased `hosts` patterns from the config.
+    hosts: Vec<String>,
     base: Uri,
     host: HeaderValue,
     pub read_timeout: Duration,
@@ -66,8 +68,14 @@ impl Origin {
             None => HeaderValue::from_str(base.authority().map_or("", |a| a.as_str())),
         }
         .map_err(|_| format!("origins.{name}.host is not a valid Host header value"))?;
+        let hosts = config
+            .hosts
+            .iter()
+            .map(|h| h.trim().to_ascii_lowercase())
+            .collect();
         Ok(Origin {
             name: name.to_owned(),
+            hosts,
             base,
             host,
             read_timeout: config.read_timeout,
@@ -113,6 +121,21 @@ impl Origin {
         }
     }
 
+    /// Whether this origin serves a client `Host` (port ignored; `*.example.com` matches subdomains).
+    fn serves(&self, host: &str) -> bool {
+        let name = host_name(host);
+        self.hosts
+            .iter()
+            .any(|pattern| match pattern.strip_prefix("*.") {
+                Some(suffix) => {
+                    name.len() > suffix.len() + 1
+                        && name.ends_with(suffix)
+                        && name[..name.len() - suffix.len()].ends_with('.')
+                }
+                None => name == pattern,
+            })
+    }
+
     /// Error for a body that stalled longer than the read timeout.
     pub fn body_timeout(&self) -> OriginError {
         OriginError::Timeout {
@@ -153,6 +176,20 @@ fn tls_config(ca_file: Option<&std::path::Path>) -> Result<rustls::ClientConfig,
         .map_err(|err| format!("cannot set up TLS: {err}"))
 }
 
+/// A Host value without its port (IPv6 literals keep their brackets).
+fn host_name(host: &str) -> &str {
+    match host.rsplit_once(':') {
+        Some((name, port))
+            if !name.is_empty()
+                && port.bytes().all(|b| b.is_ascii_digit())
+                && !name.ends_with(':') =>
+        {
+            name
+        }
+        _ => host,
+    }
+}
+
 fn error_chain(err: &dyn std::error::Error) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
@@ -181,5 +218,22 @@ impl Origins {
 
     pub fn get(&self, name: &str) -> Option<&Arc<Origin>> {
         self.0.get(name)
+    }
+
+    /// The origin a client `Host` belongs to: the one listing it in `hosts`, else `default` when no
+    /// origin lists hosts at all. `None`: caje does not serve this host.
+    pub fn for_host(&self, host: &str, default: &str) -> Option<&Arc<Origin>> {
+        if let Some(origin) = self.0.values().find(|origin| origin.serves(host)) {
+            return Some(origin);
+        }
+        if self.0.values().all(|origin| origin.hosts.is_empty()) {
+            return self.0.get(default);
+        }
+        None
+    }
+
+    /// Whether every request host is accepted (no origin lists `hosts`).
+    pub fn accepts_any_host(&self) -> bool {
+        self.0.values().all(|origin| origin.hosts.is_empty())
     }
 }

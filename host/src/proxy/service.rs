@@ -44,10 +44,15 @@ impl Proxy {
             Ok(request) => request,
             Err(err) => return respond::error(StatusCode::BAD_REQUEST, &err.to_string()),
         };
-        let Some(origin) = self.origins.get(&self.default_origin).cloned() else {
+        let Some(origin) = self
+            .origins
+            .for_host(&request.host, &self.default_origin)
+            .cloned()
+        else {
+            metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
             return respond::error(
-                StatusCode::BAD_GATEWAY,
-                "no origin is configured for this request",
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!("caje does not serve host {:?}", request.host),
             );
         };
         let route = Route {

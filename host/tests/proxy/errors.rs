@@ -209,3 +209,45 @@ async fn an_unusable_origin_ca_file_stops_the_start() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn hosts_no_origin_serves_are_refused_and_listed_hosts_pick_their_origin() {
+    let web =
+        TestOrigin::start(|_| async { respond(200, &[("cache-control", "max-age=60")], "web") })
+            .await;
+    let api =
+        TestOrigin::start(|_| async { respond(200, &[("cache-control", "max-age=60")], "api") })
+            .await;
+    let node = TestNode::start_with_origin(
+        &web.url(),
+        "hosts = [\"site.test\", \"*.example.com\"]",
+        &format!(
+            "[origins.api]\nurl = \"{}\"\nhosts = [\"api.test\"]\n",
+            api.url()
+        ),
+    )
+    .await;
+    let url = node.url("/x");
+    let ask = |host: &'static str| {
+        let url = url.clone();
+        async move { caje_testkit::get_with(&url, &[("host", host)]).await }
+    };
+    assert_eq!(ask("site.test").await.text(), "web");
+    assert_eq!(ask("WWW.Example.com:8080").await.text(), "web");
+    assert_eq!(ask("api.test").await.text(), "api");
+    for refused in ["other.test", "example.com", "evil-example.com", "127.0.0.1"] {
+        let reply = ask(refused).await;
+        assert_eq!(reply.status, 421, "{refused}");
+        assert!(
+            reply.text().contains("does not serve host"),
+            "{}",
+            reply.text()
+        );
+    }
+    assert_eq!(
+        web.hits("/x"),
+        2,
+        "one fill per host: site.test and www.example.com:8080"
+    );
+    assert_eq!(api.hits("/x"), 1);
+}
