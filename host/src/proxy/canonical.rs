@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 
 use http::header::{self, HeaderValue};
 use http::request::Parts;
-use http::uri::{Authority, PathAndQuery, Scheme};
+use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Uri};
 
 use super::headers;
@@ -13,12 +13,12 @@ use super::headers;
 #[derive(Debug, Clone)]
 pub struct CanonicalRequest {
     pub method: Method,
-    /// `scheme://host[:port]/path?query`
-    pub uri: Uri,
-    /// `uri` as text: the cache key's source.
-    pub url: String,
+    pub scheme: Scheme,
     /// Lower-case authority without a default port.
     pub host: String,
+    path_and_query: PathAndQuery,
+    /// `scheme://host[:port]/path?query`: the cache key's source.
+    pub url: String,
     pub headers: HeaderMap,
     pub client: SocketAddr,
 }
@@ -39,30 +39,29 @@ pub enum BadRequest {
 }
 
 impl CanonicalRequest {
+    /// Takes the request's headers out of `parts` (the body stays with the caller).
     pub fn new(
-        parts: &Parts,
+        parts: &mut Parts,
         client: SocketAddr,
         scheme: &Scheme,
     ) -> Result<CanonicalRequest, BadRequest> {
-        if parts.headers.contains_key(header::CONTENT_LENGTH)
-            && parts.headers.contains_key(header::TRANSFER_ENCODING)
+        let mut headers = std::mem::take(&mut parts.headers);
+        if headers.contains_key(header::CONTENT_LENGTH)
+            && headers.contains_key(header::TRANSFER_ENCODING)
         {
             return Err(BadRequest::AmbiguousLength);
         }
-        let host_header = match parts
-            .headers
-            .get_all(header::HOST)
-            .iter()
-            .collect::<Vec<_>>()
-            .as_slice()
-        {
-            [] => None,
-            [one] => Some(canonical_authority(
+        let mut host_headers = headers.get_all(header::HOST).iter();
+        let host_header = match (host_headers.next(), host_headers.next()) {
+            (None, _) => None,
+            (Some(one), None) => Some(canonical_authority(
                 one.to_str()
                     .map_err(|_| BadRequest::InvalidHost("non-ASCII".into()))?,
                 scheme,
             )?),
-            _ => return Err(BadRequest::InvalidHost("several Host headers".into())),
+            (Some(_), Some(_)) => {
+                return Err(BadRequest::InvalidHost("several Host headers".into()));
+            }
         };
         let target = parts
             .uri
@@ -79,36 +78,46 @@ impl CanonicalRequest {
             (None, Some(header)) => header,
             (None, None) => return Err(BadRequest::MissingHost),
         };
-        let path = match parts.uri.path_and_query() {
+        let path_and_query = match parts.uri.path_and_query() {
             Some(pq) if pq.as_str().starts_with('/') => pq.clone(),
             None => PathAndQuery::from_static("/"),
             Some(_) => return Err(BadRequest::UnsupportedTarget),
         };
-        let uri = Uri::builder()
-            .scheme(scheme.clone())
-            .authority(host.as_str())
-            .path_and_query(path)
-            .build()
-            .map_err(|_| BadRequest::InvalidHost(host.clone()))?;
-        let mut headers = parts.headers.clone();
+        let mut url = String::with_capacity(
+            scheme.as_str().len() + 3 + host.len() + path_and_query.as_str().len(),
+        );
+        url.push_str(scheme.as_str());
+        url.push_str("://");
+        url.push_str(&host);
+        url.push_str(path_and_query.as_str());
         headers::remove_hop_by_hop(&mut headers);
         headers::normalize_accept_encoding(&mut headers);
-        headers.insert(
-            header::HOST,
-            HeaderValue::from_str(&host).map_err(|_| BadRequest::InvalidHost(host.clone()))?,
-        );
+        let host_value =
+            HeaderValue::from_str(&host).map_err(|_| BadRequest::InvalidHost(host.clone()))?;
+        headers.insert(header::HOST, host_value);
         Ok(CanonicalRequest {
             method: parts.method.clone(),
-            url: uri.to_string(),
-            uri,
+            scheme: scheme.clone(),
             host,
+            path_and_query,
+            url,
             headers,
             client,
         })
     }
 
+    /// The absolute URI (built on demand: the hit path never needs it).
+    pub fn uri(&self) -> Uri {
+        Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.host.as_str())
+            .path_and_query(self.path_and_query.clone())
+            .build()
+            .expect("parts of a canonical request form a URI")
+    }
+
     pub fn path_and_query(&self) -> &str {
-        self.uri.path_and_query().map_or("/", PathAndQuery::as_str)
+        self.path_and_query.as_str()
     }
 
     /// GET and HEAD are answered from the cache; every other method passes through.
@@ -119,12 +128,7 @@ impl CanonicalRequest {
     /// A URL on the same host as this request, resolved against it (for Location/Content-Location).
     pub fn resolve_same_host(&self, reference: &str) -> Option<String> {
         if reference.starts_with('/') && !reference.starts_with("//") {
-            return Some(format!(
-                "{}://{}{}",
-                self.uri.scheme_str().unwrap_or("http"),
-                self.host,
-                reference
-            ));
+            return Some(format!("{}://{}{}", self.scheme, self.host, reference));
         }
         let uri: Uri = reference.parse().ok()?;
         let scheme = uri.scheme()?;
@@ -140,20 +144,45 @@ impl CanonicalRequest {
     }
 }
 
-/// Lower-cases the host and drops the scheme's default port; refuses user-info and garbage.
+/// Lower-cases the host and drops the scheme's default port; refuses user-info and anything that
+/// is not a plain DNS name, IPv4 or bracketed IPv6 literal with an optional port.
 fn canonical_authority(text: &str, scheme: &Scheme) -> Result<String, BadRequest> {
-    let authority: Authority = text
-        .parse()
-        .map_err(|_| BadRequest::InvalidHost(text.to_owned()))?;
-    if authority.as_str().contains('@') || authority.host().is_empty() {
-        return Err(BadRequest::InvalidHost(text.to_owned()));
+    let invalid = || BadRequest::InvalidHost(text.to_owned());
+    let (name, port) = match text.rfind(':') {
+        Some(colon) if !text[colon..].contains(']') => (&text[..colon], Some(&text[colon + 1..])),
+        _ => (text, None),
+    };
+    let valid_name = if let Some(literal) = name.strip_prefix('[') {
+        literal
+            .strip_suffix(']')
+            .is_some_and(|ip| ip.parse::<std::net::Ipv6Addr>().is_ok())
+    } else {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
+    };
+    if !valid_name {
+        return Err(invalid());
     }
-    let host = authority.host().to_ascii_lowercase();
+    let port = match port {
+        None => None,
+        Some(digits)
+            if !digits.is_empty()
+                && digits.len() <= 5
+                && digits.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            Some(digits.parse::<u16>().map_err(|_| invalid())?)
+        }
+        Some(_) => return Err(invalid()),
+    };
     let default_port = if *scheme == Scheme::HTTPS { 443 } else { 80 };
-    Ok(match authority.port_u16() {
-        Some(port) if port != default_port => format!("{host}:{port}"),
-        _ => host,
-    })
+    let mut host = name.to_ascii_lowercase();
+    if let Some(port) = port.filter(|port| *port != default_port) {
+        host.push(':');
+        host.push_str(&port.to_string());
+    }
+    Ok(host)
 }
 
 #[cfg(test)]
@@ -215,6 +244,46 @@ mod tests {
             &Scheme::HTTP,
         );
         assert!(matches!(userinfo, Err(BadRequest::InvalidHost(_))));
+    }
+
+    #[test]
+    fn authorities_are_validated_and_canonical() {
+        let http = Scheme::HTTP;
+        assert_eq!(
+            canonical_authority("Example.COM", &http).unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            canonical_authority("example.com:80", &http).unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            canonical_authority("example.com:443", &Scheme::HTTPS).unwrap(),
+            "example.com"
+        );
+        assert_eq!(
+            canonical_authority("example.com:8080", &http).unwrap(),
+            "example.com:8080"
+        );
+        assert_eq!(
+            canonical_authority("[::1]:8080", &http).unwrap(),
+            "[::1]:8080"
+        );
+        assert_eq!(canonical_authority("[::1]", &http).unwrap(), "[::1]");
+        for bad in [
+            "",
+            "a b",
+            "user@host",
+            "host:",
+            "host:99999",
+            "host:x",
+            "[zz]",
+            "ho\\st",
+            "a/b",
+            ":80",
+        ] {
+            assert!(canonical_authority(bad, &http).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -132,7 +132,7 @@ impl Fetch<'_> {
     }
 
     fn request_parts(&self) -> request::Parts {
-        let mut parts = Request::get(self.request.uri.clone())
+        let mut parts = Request::get(self.request.uri())
             .body(())
             .expect("canonical URI is valid")
             .into_parts()
@@ -151,7 +151,7 @@ impl Fetch<'_> {
             &mut headers,
             self.request.client.ip(),
             &self.request.host,
-            self.request.uri.scheme_str().unwrap_or("http"),
+            self.request.scheme.as_str(),
         );
         let mut request = Request::new(Body::Empty);
         *request.method_mut() = Method::GET;

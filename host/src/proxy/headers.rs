@@ -5,35 +5,40 @@ use std::net::IpAddr;
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 
-const HOP_BY_HOP: [&str; 9] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
+const HOP_BY_HOP: [HeaderName; 9] = [
+    header::CONNECTION,
+    HeaderName::from_static("keep-alive"),
+    HeaderName::from_static("proxy-connection"),
+    header::PROXY_AUTHENTICATE,
+    header::PROXY_AUTHORIZATION,
+    header::TE,
+    header::TRAILER,
+    header::TRANSFER_ENCODING,
+    header::UPGRADE,
 ];
 
 /// Request headers that make some origins answer for another URL, method or scheme while the cache
 /// key does not include them (cache-poisoning vectors): caje never forwards them.
-const UNKEYED_OVERRIDES: [&str; 8] = [
-    "x-original-url",
-    "x-rewrite-url",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-    "x-forwarded-scheme",
-    "x-forwarded-host",
-    "x-forwarded-proto",
+const UNKEYED_OVERRIDES: [HeaderName; 9] = [
+    HeaderName::from_static("x-original-url"),
+    HeaderName::from_static("x-rewrite-url"),
+    HeaderName::from_static("x-http-method-override"),
+    HeaderName::from_static("x-http-method"),
+    HeaderName::from_static("x-method-override"),
+    HeaderName::from_static("x-forwarded-scheme"),
+    HeaderName::from_static("x-forwarded-host"),
+    HeaderName::from_static("x-forwarded-proto"),
+    header::FORWARDED,
 ];
 
 pub const VIA: &str = "1.1 caje";
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
+    // Most messages carry none: one pass of cheap comparisons, no removal, no allocation.
+    if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
+        return;
+    }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
         .iter()
@@ -44,17 +49,16 @@ pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     for name in listed {
         headers.remove(name);
     }
-    for name in HOP_BY_HOP {
+    for name in &HOP_BY_HOP {
         headers.remove(name);
     }
 }
 
 /// Drops request headers that would let a client change the origin's answer without changing the key.
 pub fn remove_unkeyed_overrides(headers: &mut HeaderMap) {
-    for name in UNKEYED_OVERRIDES {
+    for name in &UNKEYED_OVERRIDES {
         headers.remove(name);
     }
-    headers.remove(header::FORWARDED);
 }
 
 /// Adds `Via`, `X-Forwarded-For/-Host/-Proto` to a request on its way to an origin.

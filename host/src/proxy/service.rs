@@ -39,8 +39,8 @@ impl Proxy {
         client: SocketAddr,
     ) -> Response<Body> {
         let started = Instant::now();
-        let (parts, body) = request.into_parts();
-        let request = match CanonicalRequest::new(&parts, client, &self.scheme) {
+        let (mut parts, body) = request.into_parts();
+        let request = match CanonicalRequest::new(&mut parts, client, &self.scheme) {
             Ok(request) => request,
             Err(err) => return respond::error(StatusCode::BAD_REQUEST, &err.to_string()),
         };
@@ -316,7 +316,7 @@ impl Proxy {
             &mut headers_out,
             request.client.ip(),
             &request.host,
-            request.uri.scheme_str().unwrap_or("http"),
+            request.scheme.as_str(),
         );
         *outgoing.headers_mut() = headers_out;
         metrics::counter!("caje_requests_total", "cache" => "bypass").increment(1);
