@@ -204,13 +204,13 @@ mod tests {
     #[test]
     fn http1_and_http2_forms_share_one_url() {
         let h1 = CanonicalRequest::new(
-            &parts("/a?b=1", Some("Example.COM:80"), http::Version::HTTP_11),
+            &mut parts("/a?b=1", Some("Example.COM:80"), http::Version::HTTP_11),
             client(),
             &Scheme::HTTP,
         )
         .unwrap();
         let h2 = CanonicalRequest::new(
-            &parts("http://example.com/a?b=1", None, http::Version::HTTP_2),
+            &mut parts("http://example.com/a?b=1", None, http::Version::HTTP_2),
             client(),
             &Scheme::HTTP,
         )
@@ -223,7 +223,7 @@ mod tests {
     #[test]
     fn conflicting_or_missing_hosts_are_refused() {
         let conflict = CanonicalRequest::new(
-            &parts(
+            &mut parts(
                 "http://evil.test/",
                 Some("good.test"),
                 http::Version::HTTP_11,
@@ -233,13 +233,13 @@ mod tests {
         );
         assert!(matches!(conflict, Err(BadRequest::ConflictingHost { .. })));
         let missing = CanonicalRequest::new(
-            &parts("/", None, http::Version::HTTP_11),
+            &mut parts("/", None, http::Version::HTTP_11),
             client(),
             &Scheme::HTTP,
         );
         assert_eq!(missing.unwrap_err(), BadRequest::MissingHost);
         let userinfo = CanonicalRequest::new(
-            &parts("/", Some("user@host"), http::Version::HTTP_11),
+            &mut parts("/", Some("user@host"), http::Version::HTTP_11),
             client(),
             &Scheme::HTTP,
         );
@@ -289,7 +289,7 @@ mod tests {
     #[test]
     fn only_same_host_locations_resolve() {
         let request = CanonicalRequest::new(
-            &parts("/a", Some("site.test:8080"), http::Version::HTTP_11),
+            &mut parts("/a", Some("site.test:8080"), http::Version::HTTP_11),
             client(),
             &Scheme::HTTP,
         )
