@@ -2,3 +2,5 @@
 //!
 //! The request's life is a one-way sequence of phases, each owned by one module:
 //! `config` → `proxy` (canonicalize, route) → `cache` (lookup, store) → origin → response.
+
+pub mod policy;
