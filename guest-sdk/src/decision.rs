@@ -39,15 +39,15 @@ pub struct SyntheticResponse {
     pub body: Vec<u8>,
 }
 
-/// An edit of a header of the origin request. Hop-by-hop and framing headers (`connection`,
-/// `te`, `transfer-encoding`, `content-length`, `host`, ...) and values with control bytes are
-/// invalid decisions.
+/// An edit of a header of the origin request: `(name, value)` pairs, as they cross to the host.
+/// Hop-by-hop and framing headers (`connection`, `te`, `transfer-encoding`, `content-length`,
+/// `host`, ...) and values with control bytes are invalid decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderEdit {
     /// Replace every value of the header with this one.
-    Set(String, Vec<u8>),
+    Set((String, Vec<u8>)),
     /// Add a value after the existing ones.
-    Append(String, Vec<u8>),
+    Append((String, Vec<u8>)),
     /// Remove every value of the header.
     Remove(String),
 }
@@ -95,14 +95,14 @@ impl RequestDecision {
 
     /// Sets header `name` of the origin request to `value`, replacing existing values.
     pub fn set_origin_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        let edit = HeaderEdit::Set(name.to_owned(), value.as_ref().to_vec());
+        let edit = HeaderEdit::Set((name.to_owned(), value.as_ref().to_vec()));
         self.origin_header_edits.push(edit);
         self
     }
 
     /// Appends `value` to header `name` of the origin request.
     pub fn append_origin_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        let edit = HeaderEdit::Append(name.to_owned(), value.as_ref().to_vec());
+        let edit = HeaderEdit::Append((name.to_owned(), value.as_ref().to_vec()));
         self.origin_header_edits.push(edit);
         self
     }
@@ -236,8 +236,8 @@ mod tests {
         assert_eq!(
             decision.origin_header_edits,
             [
-                HeaderEdit::Set("x-env".into(), b"prod".to_vec()),
-                HeaderEdit::Append("x-trace".into(), b"ab".to_vec()),
+                HeaderEdit::Set(("x-env".into(), b"prod".to_vec())),
+                HeaderEdit::Append(("x-trace".into(), b"ab".to_vec())),
                 HeaderEdit::Remove("cookie".into()),
             ]
         );

@@ -5,9 +5,7 @@ use std::sync::Once;
 use std::time::Duration;
 
 use crate::bindings::caje::policy::types as wit;
-use crate::{
-    Action, CacheVerdict, HeaderEdit, Request, RequestDecision, Response, SyntheticResponse,
-};
+use crate::{CacheVerdict, Request, RequestDecision, Response};
 
 /// A cache policy. Every method has an identity default, so implement only the hooks you need,
 /// then export the type with [`export!`](crate::export).
@@ -46,8 +44,8 @@ macro_rules! export {
         impl $crate::__private::Guest for $policy {
             fn on_request(
                 req: &$crate::__private::HostRequest,
-                current: $crate::__private::WitRequestDecision,
-            ) -> $crate::__private::WitRequestDecision {
+                current: $crate::RequestDecision,
+            ) -> $crate::RequestDecision {
                 $crate::__private::on_request::<$policy>(req, current)
             }
 
@@ -74,12 +72,9 @@ fn report_panics_to_host() {
 }
 
 #[doc(hidden)]
-pub fn on_request<P: Policy>(
-    req: &wit::Request,
-    current: wit::RequestDecision,
-) -> wit::RequestDecision {
+pub fn on_request<P: Policy>(req: &wit::Request, current: RequestDecision) -> RequestDecision {
     report_panics_to_host();
-    P::on_request(&Request::from_host(req), current.into()).into()
+    P::on_request(&Request::from_host(req), current)
 }
 
 #[doc(hidden)]
@@ -95,60 +90,6 @@ pub fn on_response<P: Policy>(
         current.into(),
     );
     verdict.into()
-}
-
-impl From<wit::RequestDecision> for RequestDecision {
-    fn from(decision: wit::RequestDecision) -> Self {
-        RequestDecision {
-            origin: decision.origin,
-            action: match decision.action {
-                wit::RequestAction::Lookup => Action::Lookup,
-                wit::RequestAction::Pass => Action::Pass,
-                wit::RequestAction::Respond(response) => Action::Respond(SyntheticResponse {
-                    status: response.status,
-                    headers: response.headers,
-                    body: response.body,
-                }),
-            },
-            cache_key: decision.cache_key,
-            origin_header_edits: decision
-                .origin_header_edits
-                .into_iter()
-                .map(|edit| match edit {
-                    wit::HeaderEdit::Set((name, value)) => HeaderEdit::Set(name, value),
-                    wit::HeaderEdit::Append((name, value)) => HeaderEdit::Append(name, value),
-                    wit::HeaderEdit::Remove(name) => HeaderEdit::Remove(name),
-                })
-                .collect(),
-        }
-    }
-}
-
-impl From<RequestDecision> for wit::RequestDecision {
-    fn from(decision: RequestDecision) -> Self {
-        wit::RequestDecision {
-            origin: decision.origin,
-            action: match decision.action {
-                Action::Lookup => wit::RequestAction::Lookup,
-                Action::Pass => wit::RequestAction::Pass,
-                Action::Respond(response) => wit::RequestAction::Respond(wit::SyntheticResponse {
-                    status: response.status,
-                    headers: response.headers,
-                    body: response.body,
-                }),
-            },
-            cache_key: decision.cache_key,
-            origin_header_edits: decision
-                .origin_header_edits
-                .into_iter()
-                .map(|edit| match edit {
-                    HeaderEdit::Set(name, value) => wit::HeaderEdit::Set((name, value)),
-                    HeaderEdit::Append(name, value) => wit::HeaderEdit::Append((name, value)),
-                    HeaderEdit::Remove(name) => wit::HeaderEdit::Remove(name),
-                })
-                .collect(),
-        }
-    }
 }
 
 fn millis(duration: Duration) -> u64 {
@@ -184,28 +125,6 @@ impl From<CacheVerdict> for wit::CacheVerdict {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn request_decisions_survive_the_round_trip_through_wit() {
-        let decision = RequestDecision::new("api")
-            .respond(SyntheticResponse::new(418, "tea").with_header("x", "y"))
-            .with_cache_key("k")
-            .set_origin_header("a", "1")
-            .append_origin_header("b", "2")
-            .remove_origin_header("c");
-        let back = RequestDecision::from(wit::RequestDecision::from(decision.clone()));
-        assert_eq!(back, decision);
-        for action in [Action::Lookup, Action::Pass] {
-            let decision = RequestDecision {
-                action,
-                ..RequestDecision::new("o")
-            };
-            assert_eq!(
-                RequestDecision::from(wit::RequestDecision::from(decision.clone())),
-                decision
-            );
-        }
-    }
 
     #[test]
     fn verdicts_cross_as_milliseconds_and_saturate() {

@@ -100,14 +100,21 @@ pub mod bindings {
         export_macro_name: "__export_policy",
         default_bindings_module: "caje_policy::bindings",
         runtime_path: "caje_policy::__private::wit_bindgen::rt",
+        // The request decision crosses the boundary as the SDK's own types (same shape), so a
+        // hook's decision is handed over without conversion.
+        with: {
+            "caje:policy/types@0.1.0/header-edit": crate::HeaderEdit,
+            "caje:policy/types@0.1.0/synthetic-response": crate::SyntheticResponse,
+            "caje:policy/types@0.1.0/request-action": crate::Action,
+            "caje:policy/types@0.1.0/request-decision": crate::RequestDecision,
+        },
     });
 }
 
 #[doc(hidden)]
 pub mod __private {
     pub use crate::bindings::caje::policy::types::{
-        CacheVerdict as WitCacheVerdict, Request as HostRequest,
-        RequestDecision as WitRequestDecision, ResponseHead as HostResponse,
+        CacheVerdict as WitCacheVerdict, Request as HostRequest, ResponseHead as HostResponse,
     };
     pub use crate::bindings::exports::caje::policy::hooks::Guest;
     pub use crate::export::{on_request, on_response};

@@ -153,24 +153,27 @@ impl Request<'static> {
 }
 
 impl Request<'_> {
-    fn host(&self) -> &HostRequest {
+    /// The host's request; only reached for parts not fetched yet, which a locally built
+    /// request does not have.
+    fn host_request(&self) -> &HostRequest {
         self.host
             .expect("every part of a local request is set when it is built")
     }
 
     /// The method, e.g. `"GET"`.
     pub fn method(&self) -> &str {
-        self.method.get_or_init(|| self.host().method())
+        self.method.get_or_init(|| self.host_request().method())
     }
 
     /// `"http"` or `"https"`.
     pub fn scheme(&self) -> &str {
-        self.scheme.get_or_init(|| self.host().scheme())
+        self.scheme.get_or_init(|| self.host_request().scheme())
     }
 
     /// Host and optional port, e.g. `"example.com:8443"`.
     pub fn authority(&self) -> &str {
-        self.authority.get_or_init(|| self.host().authority())
+        self.authority
+            .get_or_init(|| self.host_request().authority())
     }
 
     /// The host name without the port, e.g. `"example.com"` (IPv6 literals keep their brackets).
@@ -184,12 +187,14 @@ impl Request<'_> {
 
     /// The path, starting with `/`, percent-encoding untouched.
     pub fn path(&self) -> &str {
-        self.path.get_or_init(|| self.host().path())
+        self.path.get_or_init(|| self.host_request().path())
     }
 
     /// The query string without the leading `?`, if any.
     pub fn query(&self) -> Option<&str> {
-        self.query.get_or_init(|| self.host().query()).as_deref()
+        self.query
+            .get_or_init(|| self.host_request().query())
+            .as_deref()
     }
 
     /// The raw value of the first query parameter called `name` (`""` for a bare `name`).

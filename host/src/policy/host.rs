@@ -41,6 +41,9 @@ impl StoreState {
     pub fn begin_call(&mut self, request: Arc<RequestParts>, response: Option<Arc<ResponseParts>>) {
         self.request = Some(request);
         self.response = response;
+        // A report from an earlier call that did not trap must not explain this call's trap.
+        self.panic_message = None;
+        self.memory_refused = None;
     }
 
     /// Forgets the call's request and response, so a pooled instance holds no request data.
