@@ -247,16 +247,19 @@ impl Request<'_> {
     }
 }
 
-/// The origin response's status and headers (policies never see bodies).
+/// The origin response's status and headers (policies never see bodies). The status is fetched
+/// from the host on first use; every header lookup asks the host.
 pub struct Response<'a> {
-    status: u16,
+    host: Option<&'a HostResponse>,
+    status: OnceCell<u16>,
     headers: HeaderSource<'a>,
 }
 
 impl<'a> Response<'a> {
     pub(crate) fn from_host(host: &'a HostResponse) -> Self {
         Response {
-            status: host.status(),
+            host: Some(host),
+            status: OnceCell::new(),
             headers: HeaderSource::Response(host),
         }
     }
@@ -266,7 +269,8 @@ impl Response<'static> {
     /// A response head built from plain data, for unit tests of a policy.
     pub fn new(status: u16) -> Self {
         Response {
-            status,
+            host: None,
+            status: OnceCell::from(status),
             headers: HeaderSource::Local(Vec::new()),
         }
     }
@@ -281,7 +285,11 @@ impl Response<'static> {
 impl Response<'_> {
     /// The status code, e.g. `200`.
     pub fn status(&self) -> u16 {
-        self.status
+        *self.status.get_or_init(|| {
+            self.host
+                .expect("the status of a local response is set when it is built")
+                .status()
+        })
     }
 
     /// The first value of header `name` (case-insensitive).

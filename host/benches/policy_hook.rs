@@ -102,14 +102,7 @@ fn hooks(c: &mut Criterion) {
         headers: &response_headers,
     };
     let decision = RequestDecision::default_for(&method, "default");
-    let verdict = CacheVerdict {
-        store: true,
-        ttl: Duration::from_secs(60),
-        stale_while_revalidate: Duration::ZERO,
-        stale_if_error: Duration::ZERO,
-        tags: Vec::new(),
-        keep_set_cookie: false,
-    };
+    let verdict = CacheVerdict::new(true, Duration::from_secs(60));
 
     let chains = [
         ("empty", Vec::new()),

@@ -7,7 +7,7 @@ use super::config::FailureMode;
 use super::decision::{CacheVerdict, RequestDecision};
 use super::failure::{Failure, Hook};
 use super::module::Module;
-use super::view::{RequestParts, RequestView, ResponseParts, ResponseView};
+use super::view::{RequestView, ResponseView};
 
 /// An immutable chain of loaded modules. Hot reload swaps in a new chain; a request keeps the
 /// chain it started with.
@@ -49,11 +49,10 @@ impl Chain {
         if self.modules.is_empty() {
             return Ok(current);
         }
-        let request = RequestParts::snapshot(req);
         let mut decision = current;
         for module in &self.modules {
             module.stats.record_call(Hook::OnRequest);
-            match module.on_request(&request, &decision) {
+            match module.on_request(req, &decision) {
                 Ok(outcome) => decision = outcome.value,
                 Err(failure) => handle(module, Hook::OnRequest, &failure)?,
             }
@@ -72,12 +71,10 @@ impl Chain {
         if self.modules.is_empty() {
             return Ok(current);
         }
-        let request = RequestParts::snapshot(req);
-        let response = ResponseParts::snapshot(resp);
         let mut verdict = current;
         for module in &self.modules {
             module.stats.record_call(Hook::OnResponse);
-            match module.on_response(&request, &response, &verdict) {
+            match module.on_response(req, resp, &verdict) {
                 Ok(outcome) => verdict = outcome.value,
                 Err(failure) => handle(module, Hook::OnResponse, &failure)?,
             }

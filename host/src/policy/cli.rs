@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
@@ -19,7 +18,7 @@ use super::engine::Runtime;
 use super::failure::Failure;
 use super::module::{Module, ModuleSpec, Outcome};
 use super::precompiled::PrecompiledCache;
-use super::view::{RequestParts, ResponseParts};
+use super::view::{RequestView, ResponseView};
 
 /// Tools for policy authors.
 #[derive(Debug, clap::Subcommand)]
@@ -67,11 +66,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let status = StatusCode::from_u16(response_status).with_context(|| {
                 format!("invalid --response-status {response_status}: use 100..=999")
             })?;
-            let response = ResponseParts {
-                status,
-                headers: parse_headers("--response-header", &response_headers)?,
-            };
-            test(&file, origins, request, response)
+            let mut response = http::Response::new(());
+            *response.status_mut() = status;
+            *response.headers_mut() = parse_headers("--response-header", &response_headers)?;
+            test(&file, origins, &request, &response)
         }
     }
 }
@@ -123,8 +121,8 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
 fn test(
     file: &Path,
     origins: Vec<String>,
-    request: RequestParts,
-    response: ResponseParts,
+    request: &http::Request<()>,
+    response: &http::Response<()>,
 ) -> anyhow::Result<ExitCode> {
     let default_origin = origins[0].clone();
     let module = match load(file, origins)? {
@@ -135,27 +133,34 @@ fn test(
         }
     };
     println!("module:   {} (sha256:{})", module.name, module.digest);
-    println!("request:  {} {}", request.method, request.uri);
-    let given = RequestDecision::default_for(&request.method, default_origin);
-    let given_verdict = host_verdict(&request, &response);
-    let request = Arc::new(request);
-    let response = Arc::new(response);
+    println!("request:  {} {}", request.method(), request.uri());
+    let given = RequestDecision::default_for(request.method(), default_origin);
+    let given_verdict = host_verdict(request, response);
+    let request_view = RequestView {
+        method: request.method(),
+        uri: request.uri(),
+        headers: request.headers(),
+    };
+    let response_view = ResponseView {
+        status: response.status(),
+        headers: response.headers(),
+    };
 
     println!(
         "on-request (given origin {}, {})",
         given.origin,
         action_name(&given.action)
     );
-    let requested = module.on_request(&request, &given);
+    let requested = module.on_request(&request_view, &given);
     print_outcome(requested.as_ref(), describe_decision);
 
     println!(
         "on-response (status {}; given store {}, ttl {})",
-        response.status.as_u16(),
+        response.status().as_u16(),
         yes_no(given_verdict.store),
         humantime::format_duration(whole_millis(given_verdict.ttl))
     );
-    let verdict = module.on_response(&request, &response, &given_verdict);
+    let verdict = module.on_response(&request_view, &response_view, &given_verdict);
     print_outcome(verdict.as_ref(), describe_verdict);
 
     let ok = requested.is_ok() && verdict.is_ok();
@@ -252,23 +257,13 @@ fn describe_verdict(verdict: &CacheVerdict) -> Vec<Row> {
 
 /// What the proxy would pass to the first module: RFC 9111 storability and freshness (as a
 /// shared cache) and the stale windows of `Cache-Control`.
-fn host_verdict(request: &RequestParts, response: &ResponseParts) -> CacheVerdict {
-    let mut req = http::Request::new(());
-    *req.method_mut() = request.method.clone();
-    *req.uri_mut() = request.uri.clone();
-    *req.headers_mut() = request.headers.clone();
-    let mut resp = http::Response::new(());
-    *resp.status_mut() = response.status;
-    *resp.headers_mut() = response.headers.clone();
+fn host_verdict(request: &http::Request<()>, response: &http::Response<()>) -> CacheVerdict {
     let now = SystemTime::now();
-    let policy = CachePolicy::new_options(&req, &resp, now, CacheOptions::default());
+    let policy = CachePolicy::new_options(request, response, now, CacheOptions::default());
     CacheVerdict {
-        store: policy.is_storable(),
-        ttl: policy.time_to_live(now),
-        stale_while_revalidate: directive_seconds(&response.headers, "stale-while-revalidate"),
-        stale_if_error: directive_seconds(&response.headers, "stale-if-error"),
-        tags: Vec::new(),
-        keep_set_cookie: false,
+        stale_while_revalidate: directive_seconds(response.headers(), "stale-while-revalidate"),
+        stale_if_error: directive_seconds(response.headers(), "stale-if-error"),
+        ..CacheVerdict::new(policy.is_storable(), policy.time_to_live(now))
     }
 }
 
@@ -285,7 +280,7 @@ fn directive_seconds(headers: &HeaderMap, directive: &str) -> Duration {
         .map_or(Duration::ZERO, Duration::from_secs)
 }
 
-fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<RequestParts> {
+fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<http::Request<()>> {
     let Some((method, url)) = line.trim().split_once(char::is_whitespace) else {
         bail!(
             "invalid --request {line:?}: write it as 'METHOD URL', e.g. 'GET https://example.com/'"
@@ -307,11 +302,11 @@ fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<RequestParts>
             HeaderValue::from_str(authority.as_str())?,
         );
     }
-    Ok(RequestParts {
-        method,
-        uri,
-        headers,
-    })
+    let mut request = http::Request::new(());
+    *request.method_mut() = method;
+    *request.uri_mut() = uri;
+    *request.headers_mut() = headers;
+    Ok(request)
 }
 
 fn parse_headers(flag: &str, fields: &[String]) -> anyhow::Result<HeaderMap> {
@@ -340,10 +335,10 @@ mod tests {
             &["X-A: 1".to_owned(), "x-a: 2".to_owned()],
         )
         .unwrap();
-        assert_eq!(request.method, Method::POST);
-        assert_eq!(request.uri.path(), "/a");
-        assert_eq!(request.headers.get_all("x-a").iter().count(), 2);
-        assert_eq!(request.headers["host"], "example.com:8443");
+        assert_eq!(request.method(), Method::POST);
+        assert_eq!(request.uri().path(), "/a");
+        assert_eq!(request.headers().get_all("x-a").iter().count(), 2);
+        assert_eq!(request.headers()["host"], "example.com:8443");
         let relative = parse_request("GET /a", &[]).unwrap_err().to_string();
         assert!(relative.contains("must be absolute"), "{relative}");
         let bare = parse_request("https://example.com/", &[])
@@ -356,39 +351,22 @@ mod tests {
         assert!(header.contains("'name: value'"), "{header}");
     }
 
+    fn response(cache_control: &str) -> http::Response<()> {
+        let mut response = http::Response::new(());
+        let field = format!("cache-control: {cache_control}");
+        *response.headers_mut() = parse_headers("--response-header", &[field]).unwrap();
+        response
+    }
+
     #[test]
     fn host_defaults_follow_cache_control() {
         let request = parse_request("GET https://example.com/", &[]).unwrap();
-        let headers = parse_headers(
-            "--response-header",
-            &[
-                "cache-control: max-age=60, stale-while-revalidate=30, stale-if-error=\"600\""
-                    .to_owned(),
-            ],
-        )
-        .unwrap();
-        let verdict = host_verdict(
-            &request,
-            &ResponseParts {
-                status: StatusCode::OK,
-                headers,
-            },
-        );
+        let directives = "max-age=60, stale-while-revalidate=30, stale-if-error=\"600\"";
+        let verdict = host_verdict(&request, &response(directives));
         assert!(verdict.store);
         assert_eq!(verdict.ttl, Duration::from_secs(60));
         assert_eq!(verdict.stale_while_revalidate, Duration::from_secs(30));
         assert_eq!(verdict.stale_if_error, Duration::from_secs(600));
-        let private =
-            parse_headers("--response-header", &["cache-control: no-store".to_owned()]).unwrap();
-        assert!(
-            !host_verdict(
-                &request,
-                &ResponseParts {
-                    status: StatusCode::OK,
-                    headers: private
-                }
-            )
-            .store
-        );
+        assert!(!host_verdict(&request, &response("no-store")).store);
     }
 }

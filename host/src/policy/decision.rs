@@ -83,6 +83,20 @@ pub struct CacheVerdict {
     pub keep_set_cookie: bool,
 }
 
+impl CacheVerdict {
+    /// A verdict to store (or not) for `ttl`, without stale windows, tags or `Set-Cookie`.
+    pub fn new(store: bool, ttl: Duration) -> Self {
+        CacheVerdict {
+            store,
+            ttl,
+            stale_while_revalidate: Duration::ZERO,
+            stale_if_error: Duration::ZERO,
+            tags: Vec::new(),
+            keep_set_cookie: false,
+        }
+    }
+}
+
 impl RequestDecision {
     /// The host's default decision: `origin`, lookup for GET and HEAD and pass otherwise, no
     /// extra cache-key components and no header edits.

@@ -1,29 +1,59 @@
 //! The data of one module instance's store and the host side of the WIT imports: the request
 //! and response lookups guests make, their panic reports, and the memory limiter.
 
-use std::sync::Arc;
+use std::ptr::NonNull;
 
 use http::HeaderMap;
 use wasmtime::component::Resource;
-use wasmtime::{ResourceLimiter, bail};
+use wasmtime::{ResourceLimiter, Store, bail};
 
 use super::bindings::caje::policy::types::{self, Headers};
 use super::bindings::{RequestHandle, ResponseHandle};
 use super::decision::wit_headers;
-use super::view::{RequestParts, ResponseParts};
+use super::view::{RequestView, ResponseView};
 
 /// The longest panic message kept from a guest.
 const MAX_PANIC_MESSAGE: usize = 1024;
 
 /// What a module instance can reach: the request (and response) of the call in progress.
 pub(crate) struct StoreState {
-    request: Option<Arc<RequestParts>>,
-    response: Option<Arc<ResponseParts>>,
+    request: Option<Lent<RequestView<'static>>>,
+    response: Option<Lent<ResponseView<'static>>>,
     memory_limit: usize,
     /// The size the guest last tried to grow its memory to beyond `memory_limit`.
     pub memory_refused: Option<usize>,
     /// What the guest's panic hook reported before it trapped.
     pub panic_message: Option<String>,
+}
+
+/// The proxy's request (or response head), lent to a store for one hook call. A store's data
+/// must be `'static` while the proxy's request is borrowed; copying it into the store instead
+/// would cost a quarter of a hook call (see `benches/policy_hook.rs`).
+struct Lent<T: 'static>(NonNull<T>);
+
+// SAFETY: a `Lent` is created and cleared by `StoreState::lend`, which outlives every use of
+// it, and is only dereferenced by host functions running inside that call, on its thread.
+// `T: Sync` makes reading the referent from whichever thread runs the call sound.
+unsafe impl<T: Sync> Send for Lent<T> {}
+
+impl<T> Lent<T> {
+    fn get(&self) -> &T {
+        // SAFETY: see the `Send` impl: the referent is alive for the whole call, and host
+        // functions only read it while the call runs.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// Ends a lend when the hook call returns or unwinds, so a pooled store never keeps a pointer
+/// to a request that is gone.
+struct LendGuard<'s>(&'s mut Store<StoreState>);
+
+impl Drop for LendGuard<'_> {
+    fn drop(&mut self) {
+        let state = self.0.data_mut();
+        state.request = None;
+        state.response = None;
+    }
 }
 
 impl StoreState {
@@ -37,31 +67,33 @@ impl StoreState {
         }
     }
 
-    /// Shows `request` (and `response`) to the guest until [`StoreState::end_call`].
-    pub fn begin_call(&mut self, request: Arc<RequestParts>, response: Option<Arc<ResponseParts>>) {
-        self.request = Some(request);
-        self.response = response;
+    /// Runs `call` with `request` (and `response`) visible to the guest's host calls.
+    pub fn lend<R>(
+        store: &mut Store<StoreState>,
+        request: &RequestView<'_>,
+        response: Option<&ResponseView<'_>>,
+        call: impl FnOnce(&mut Store<StoreState>) -> R,
+    ) -> R {
+        let state = store.data_mut();
+        state.request = Some(Lent(NonNull::from(request).cast()));
+        state.response = response.map(|response| Lent(NonNull::from(response).cast()));
         // A report from an earlier call that did not trap must not explain this call's trap.
-        self.panic_message = None;
-        self.memory_refused = None;
+        state.panic_message = None;
+        state.memory_refused = None;
+        let guard = LendGuard(store);
+        call(guard.0)
     }
 
-    /// Forgets the call's request and response, so a pooled instance holds no request data.
-    pub fn end_call(&mut self) {
-        self.request = None;
-        self.response = None;
-    }
-
-    fn request(&self) -> wasmtime::Result<&RequestParts> {
+    fn request(&self) -> wasmtime::Result<&RequestView<'_>> {
         match &self.request {
-            Some(request) => Ok(request),
+            Some(request) => Ok(request.get()),
             None => bail!("the guest used a request outside of a hook call"),
         }
     }
 
-    fn response(&self) -> wasmtime::Result<&ResponseParts> {
+    fn response(&self) -> wasmtime::Result<&ResponseView<'_>> {
         match &self.response {
-            Some(response) => Ok(response),
+            Some(response) => Ok(response.get()),
             None => bail!("the guest used a response head outside of on-response"),
         }
     }
@@ -114,7 +146,7 @@ impl types::HostRequest for StoreState {
         _: Resource<RequestHandle>,
         name: String,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(first_value(&self.request()?.headers, &name))
+        Ok(first_value(self.request()?.headers, &name))
     }
 
     fn header_all(
@@ -122,11 +154,11 @@ impl types::HostRequest for StoreState {
         _: Resource<RequestHandle>,
         name: String,
     ) -> wasmtime::Result<Vec<Vec<u8>>> {
-        Ok(all_values(&self.request()?.headers, &name))
+        Ok(all_values(self.request()?.headers, &name))
     }
 
     fn headers(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Headers> {
-        Ok(wit_headers(&self.request()?.headers))
+        Ok(wit_headers(self.request()?.headers))
     }
 
     fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
@@ -145,7 +177,7 @@ impl types::HostResponseHead for StoreState {
         _: Resource<ResponseHandle>,
         name: String,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(first_value(&self.response()?.headers, &name))
+        Ok(first_value(self.response()?.headers, &name))
     }
 
     fn header_all(
@@ -153,11 +185,11 @@ impl types::HostResponseHead for StoreState {
         _: Resource<ResponseHandle>,
         name: String,
     ) -> wasmtime::Result<Vec<Vec<u8>>> {
-        Ok(all_values(&self.response()?.headers, &name))
+        Ok(all_values(self.response()?.headers, &name))
     }
 
     fn headers(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<Headers> {
-        Ok(wit_headers(&self.response()?.headers))
+        Ok(wit_headers(self.response()?.headers))
     }
 
     fn drop(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<()> {

@@ -3,6 +3,7 @@
 //! discards its instance, since a trap leaves a store unusable.
 
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 use std::time::SystemTime;
 
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -17,7 +18,7 @@ use super::engine::Runtime;
 use super::failure::{Failure, FailureKind, ModuleStats};
 use super::host::StoreState;
 use super::precompiled::{CompiledFrom, PrecompiledCache};
-use super::view::{RequestParts, ResponseParts};
+use super::view::{RequestView, ResponseView};
 
 /// The request of the load-time smoke call (a reserved `.invalid` host, RFC 2606).
 const SMOKE_URL: &str = "https://caje.invalid/";
@@ -97,25 +98,19 @@ impl Module {
     }
 
     fn smoke_test(&self) -> Result<(), String> {
-        let request = Arc::new(RequestParts {
-            method: Method::GET,
-            uri: Uri::from_static(SMOKE_URL),
-            headers: HeaderMap::new(),
-        });
-        let response = Arc::new(ResponseParts {
-            status: StatusCode::OK,
-            headers: HeaderMap::new(),
-        });
-        let origin = self.origins.first().cloned().unwrap_or_default();
-        let decision = RequestDecision::default_for(&Method::GET, origin);
-        let verdict = CacheVerdict {
-            store: true,
-            ttl: std::time::Duration::from_secs(60),
-            stale_while_revalidate: std::time::Duration::ZERO,
-            stale_if_error: std::time::Duration::ZERO,
-            tags: Vec::new(),
-            keep_set_cookie: false,
+        let (method, uri, headers) = (Method::GET, Uri::from_static(SMOKE_URL), HeaderMap::new());
+        let request = RequestView {
+            method: &method,
+            uri: &uri,
+            headers: &headers,
         };
+        let response = ResponseView {
+            status: StatusCode::OK,
+            headers: &headers,
+        };
+        let origin = self.origins.first().cloned().unwrap_or_default();
+        let decision = RequestDecision::default_for(&method, origin);
+        let verdict = CacheVerdict::new(true, Duration::from_secs(60));
         // Only traps and timeouts refuse a module here: whether its decisions are valid can
         // depend on the request, so they are checked on every real call instead.
         let failed = |hook: &str, failure: Failure| {
@@ -131,7 +126,7 @@ impl Module {
     /// Runs `on-request` and validates the decision.
     pub fn on_request(
         &self,
-        request: &Arc<RequestParts>,
+        request: &RequestView<'_>,
         current: &RequestDecision,
     ) -> Result<Outcome<RequestDecision>, Failure> {
         let outcome = self.call_on_request(request, current)?;
@@ -146,8 +141,8 @@ impl Module {
     /// Runs `on-response` and validates the verdict.
     pub fn on_response(
         &self,
-        request: &Arc<RequestParts>,
-        response: &Arc<ResponseParts>,
+        request: &RequestView<'_>,
+        response: &ResponseView<'_>,
         current: &CacheVerdict,
     ) -> Result<Outcome<CacheVerdict>, Failure> {
         let outcome = self.call_on_response(request, response, current)?;
@@ -161,7 +156,7 @@ impl Module {
 
     fn call_on_request(
         &self,
-        request: &Arc<RequestParts>,
+        request: &RequestView<'_>,
         current: &RequestDecision,
     ) -> Result<Outcome<wit::RequestDecision>, Failure> {
         let current = wit::RequestDecision::from(current);
@@ -174,8 +169,8 @@ impl Module {
 
     fn call_on_response(
         &self,
-        request: &Arc<RequestParts>,
-        response: &Arc<ResponseParts>,
+        request: &RequestView<'_>,
+        response: &ResponseView<'_>,
         current: &CacheVerdict,
     ) -> Result<Outcome<wit::CacheVerdict>, Failure> {
         let current = wit::CacheVerdict::from(current);
@@ -194,8 +189,8 @@ impl Module {
     /// to the pool only if the call succeeded.
     fn call<R>(
         &self,
-        request: &Arc<RequestParts>,
-        response: Option<&Arc<ResponseParts>>,
+        request: &RequestView<'_>,
+        response: Option<&ResponseView<'_>>,
         hook: impl FnOnce(&Policy, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<Outcome<R>, Failure> {
         let idle = self
@@ -208,17 +203,13 @@ impl Module {
             None => self.instantiate()?,
         };
         let limits = self.runtime.limits;
-        let store = &mut instance.store;
+        let Instance { store, policy } = &mut instance;
         store
             .set_fuel(limits.fuel)
             .expect("fuel metering is enabled on the policy engine");
         store.set_epoch_deadline(limits.epoch_ticks);
-        store
-            .data_mut()
-            .begin_call(Arc::clone(request), response.cloned());
-        let result = hook(&instance.policy, store);
+        let result = StoreState::lend(store, request, response, |store| hook(policy, store));
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
-        store.data_mut().end_call();
         match result {
             Ok(value) => {
                 let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
@@ -227,7 +218,7 @@ impl Module {
                 }
                 Ok(Outcome { value, fuel_used })
             }
-            Err(err) => Err(self.classify(&err, store.data())),
+            Err(err) => Err(self.classify(&err, instance.store.data())),
         }
     }
 

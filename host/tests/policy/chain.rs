@@ -4,10 +4,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use caje::policy::{ModuleState, Policies, RequestAction};
+use caje::policy::{CacheVerdict, ModuleState, Policies, RequestAction};
 use metrics_exporter_prometheus::PrometheusBuilder;
 
-use super::{ORIGINS, PolicyDir, TestRequest, config, status, verdict};
+use super::{ORIGINS, PolicyDir, TestRequest, config, status};
 
 #[test]
 fn modules_run_in_file_name_order_and_see_the_previous_decision() {
@@ -42,7 +42,7 @@ fn modules_run_in_file_name_order_and_see_the_previous_decision() {
             &verdicts.start().chain(),
             200,
             &[],
-            verdict(true, Duration::from_secs(7)),
+            CacheVerdict::new(true, Duration::from_secs(7)),
         )
         .unwrap();
     assert_eq!(verdict.ttl, Duration::from_secs(300));
@@ -58,7 +58,7 @@ fn an_empty_directory_keeps_the_hosts_decisions() {
     assert!(policies.status().is_empty());
     let request = TestRequest::get("https://example.com/api/x");
     assert_eq!(request.decide(&chain).unwrap(), request.default_decision());
-    let current = verdict(true, Duration::from_secs(9));
+    let current = CacheVerdict::new(true, Duration::from_secs(9));
     assert_eq!(
         request.verdict(&chain, 200, &[], current.clone()).unwrap(),
         current
@@ -99,7 +99,7 @@ fn status_lists_modules_with_their_counters() {
             .unwrap();
     }
     TestRequest::get("https://example.com/api/x")
-        .verdict(&chain, 200, &[], verdict(true, Duration::ZERO))
+        .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::ZERO))
         .unwrap();
     let route = status(&policies, "10-route.wasm");
     assert_eq!(route.state, ModuleState::Active);

@@ -2,10 +2,10 @@
 
 use std::time::Duration;
 
-use caje::policy::{HeaderEdit, RequestAction};
+use caje::policy::{CacheVerdict, HeaderEdit, RequestAction};
 use http::HeaderName;
 
-use super::{PolicyDir, TestRequest, verdict};
+use super::{PolicyDir, TestRequest};
 
 #[test]
 fn route_by_path_sends_api_requests_to_the_api_origin() {
@@ -34,7 +34,7 @@ fn ttl_override_forces_caps_and_refuses_ttls() {
             &chain,
             200,
             &[("cache-control", "no-store")],
-            verdict(false, Duration::ZERO),
+            CacheVerdict::new(false, Duration::ZERO),
         )
         .unwrap();
     assert!(forced.store);
@@ -45,7 +45,7 @@ fn ttl_override_forces_caps_and_refuses_ttls() {
             &chain,
             200,
             &[("last-modified", "Mon, 01 Jan 2024 00:00:00 GMT")],
-            verdict(true, 10 * hour),
+            CacheVerdict::new(true, 10 * hour),
         )
         .unwrap();
     assert_eq!(heuristic.ttl, Duration::from_secs(600));
@@ -55,7 +55,7 @@ fn ttl_override_forces_caps_and_refuses_ttls() {
             &chain,
             200,
             &[("cache-control", "max-age=36000")],
-            verdict(true, 10 * hour),
+            CacheVerdict::new(true, 10 * hour),
         )
         .unwrap();
     assert_eq!(explicit.ttl, 10 * hour);
@@ -67,7 +67,7 @@ fn ttl_override_forces_caps_and_refuses_ttls() {
             &chain,
             200,
             &[("cache-control", "max-age=60")],
-            verdict(true, hour),
+            CacheVerdict::new(true, hour),
         )
         .unwrap();
     assert!(!refused.store);
@@ -104,7 +104,7 @@ fn bypass_private_passes_requests_with_credentials() {
 fn tag_by_path_tags_by_section_and_host() {
     let dir = PolicyDir::with(&[("10-tag.wasm", "tag-by-path")]);
     let chain = dir.start().chain();
-    let mut current = verdict(true, Duration::from_secs(60));
+    let mut current = CacheVerdict::new(true, Duration::from_secs(60));
     current.tags.push("earlier".to_owned());
     let tagged = TestRequest::get("https://shop.example:8443/products/42")
         .verdict(&chain, 200, &[], current)
@@ -115,7 +115,7 @@ fn tag_by_path_tags_by_section_and_host() {
     );
     assert_eq!(tagged.ttl, Duration::from_secs(60));
     let root = TestRequest::get("https://example.com/")
-        .verdict(&chain, 200, &[], verdict(true, Duration::ZERO))
+        .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::ZERO))
         .unwrap();
     assert_eq!(root.tags, ["path:/", "host:example.com"]);
 }

@@ -5,9 +5,11 @@ use std::io;
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
-use caje::policy::{FailureMode, ModuleConfig, ModuleState, Policies, PolicyConfig, RequestAction};
+use caje::policy::{
+    CacheVerdict, FailureMode, ModuleConfig, ModuleState, Policies, PolicyConfig, RequestAction,
+};
 
-use super::{PolicyDir, TestRequest, config, status, verdict};
+use super::{PolicyDir, TestRequest, config, status};
 
 fn closed(files: &[&str]) -> PolicyConfig {
     let mut config = config();
@@ -179,7 +181,12 @@ fn traps_in_either_hook_are_skipped_and_the_store_is_recycled() {
             "the probe still ran"
         );
         let verdict = trapping
-            .verdict(&chain, 200, &[], verdict(true, Duration::from_secs(5)))
+            .verdict(
+                &chain,
+                200,
+                &[],
+                CacheVerdict::new(true, Duration::from_secs(5)),
+            )
             .unwrap();
         assert_eq!(verdict.tags, ["seen-ttl=5"]);
     }
@@ -222,7 +229,7 @@ fn a_closed_module_refuses_the_request_when_it_traps() {
             .starts_with("policy module 10-trap-request.wasm refused the request: trapped")
     );
     let refusal = trapping
-        .verdict(&chain, 200, &[], verdict(true, Duration::ZERO))
+        .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::ZERO))
         .unwrap_err();
     assert_eq!(refusal.module, "20-trap-response.wasm");
     assert!(refusal.reason.ends_with("in on-response"), "{refusal}");
@@ -281,7 +288,7 @@ fn invalid_decisions_are_counted_and_skipped_or_refused() {
         );
     }
     let refusal = request
-        .verdict(&chain, 200, &[], verdict(true, Duration::ZERO))
+        .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::ZERO))
         .unwrap_err();
     assert!(
         refusal

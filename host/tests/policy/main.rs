@@ -148,18 +148,6 @@ impl TestRequest {
     }
 }
 
-/// A host verdict: store (or not) for `ttl`, nothing else.
-pub fn verdict(store: bool, ttl: Duration) -> CacheVerdict {
-    CacheVerdict {
-        store,
-        ttl,
-        stale_while_revalidate: Duration::ZERO,
-        stale_if_error: Duration::ZERO,
-        tags: Vec::new(),
-        keep_set_cookie: false,
-    }
-}
-
 /// The status of `file`.
 pub fn status(policies: &Policies, file: &str) -> ModuleStatus {
     let all = policies.status();
