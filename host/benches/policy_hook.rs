@@ -8,6 +8,7 @@ mod support_policies;
 
 use std::fs;
 use std::hint::black_box;
+use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -70,12 +71,11 @@ fn chain(crates: &[&str]) -> Setup {
         )
         .unwrap();
     }
-    let policies = Policies::start(
-        &path,
-        &PolicyConfig::default(),
-        vec!["default".into(), "api".into()],
-    )
-    .unwrap();
+    let config = PolicyConfig {
+        precompiled_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("policy-precompiled")),
+        ..PolicyConfig::default()
+    };
+    let policies = Policies::start(&path, &config, vec!["default".into(), "api".into()]).unwrap();
     let chain = policies.chain();
     assert_eq!(chain.module_names().count(), crates.len());
     Setup {

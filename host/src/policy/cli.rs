@@ -32,8 +32,11 @@ pub enum PolicyCommand {
     Test {
         /// The policy module (a .wasm component).
         file: PathBuf,
-        /// The request, e.g. 'GET https://example.com/api/users?id=1'.
-        #[arg(long, value_name = "METHOD URL")]
+        #[arg(
+            long,
+            value_name = "METHOD URL",
+            help = "The request, e.g. 'GET https://example.com/api/users?id=1'"
+        )]
         request: String,
         /// A request header (repeatable).
         #[arg(long = "header", value_name = "NAME: VALUE")]

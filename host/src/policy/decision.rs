@@ -10,7 +10,7 @@ use http::{Method, StatusCode};
 use super::bindings::caje::policy::types::{self as wit, Headers};
 
 /// The largest body of a synthetic response.
-pub(crate) const MAX_SYNTHETIC_BODY: usize = 64 << 10;
+const MAX_SYNTHETIC_BODY: usize = 64 << 10;
 const MAX_CACHE_KEY_COMPONENTS: usize = 16;
 const MAX_CACHE_KEY_COMPONENT_LEN: usize = 1024;
 const MAX_TAGS: usize = 64;

@@ -3,8 +3,7 @@
 //! discards its instance, since a trap leaves a store unusable.
 
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, StatusCode, Uri};
 use wasmtime::component::Resource;

@@ -111,3 +111,11 @@ fn reload(
         }
     }
 }
+
+// The proxy shares both across tokio tasks; this fails to compile if either stops being
+// shareable.
+const _: fn() = || {
+    fn shareable<T: Send + Sync>() {}
+    shareable::<Policies>();
+    shareable::<Chain>();
+};

@@ -8,18 +8,20 @@ const MAX_TAG_LEN: usize = 128;
 
 pub struct TagByPath;
 
+/// `kind:value`, with bytes caje does not accept in tags replaced by `_`, cut to the length limit.
 fn tag(kind: &str, value: &str) -> String {
-    let mut tag: String = format!("{kind}:{value}")
-        .chars()
-        .map(|c| {
-            if c.is_ascii_graphic() && c != ',' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    tag.truncate(MAX_TAG_LEN);
+    let mut tag = String::with_capacity(MAX_TAG_LEN.min(kind.len() + 1 + value.len()));
+    tag.push_str(kind);
+    tag.push(':');
+    let room = MAX_TAG_LEN - tag.len();
+    let safe = |c: char| {
+        if c.is_ascii_graphic() && c != ',' {
+            c
+        } else {
+            '_'
+        }
+    };
+    tag.extend(value.chars().map(safe).take(room));
     tag
 }
 
