@@ -1,8 +1,9 @@
 //! caje: a small, fast, programmable caching reverse proxy.
 //!
 //! The request's life is a one-way sequence of phases, each owned by one module:
-//! `config` → `proxy` (canonicalize, route) → `cache` (lookup, store) → origin → response,
-//! with `manifest` recording what was stored, off the response path.
+//! `config` → `proxy` (canonicalize, `policy` routes) → `cache` (lookup, store) → origin →
+//! `policy` (cacheability, TTL) → response, with `manifest` recording what was stored, off the
+//! response path.
 
 pub mod app;
 pub mod cache;
@@ -10,4 +11,5 @@ pub mod config;
 pub mod demo_origin;
 pub mod litefs;
 pub mod manifest;
+pub mod policy;
 pub mod proxy;

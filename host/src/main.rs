@@ -1,4 +1,4 @@
-//! The `caje` command: `serve` a node, run the bundled `demo-origin`.
+//! The `caje` command: `serve` a node, check and try `policy` modules, run the bundled `demo-origin`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use caje::config::{Config, LogConfig};
+use caje::policy::cli::PolicyCommand;
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
@@ -27,6 +28,9 @@ enum Command {
         #[arg(long, short, default_value = "caje.toml", env = "CAJE_CONFIG")]
         config: PathBuf,
     },
+    /// Check and try out cache policy modules.
+    #[command(subcommand)]
+    Policy(PolicyCommand),
     /// Run the bundled demo origin (slow and fast pages, validators, Vary, large bodies).
     DemoOrigin {
         #[arg(long, default_value = "127.0.0.1:9001")]
@@ -51,6 +55,10 @@ fn main() -> ExitCode {
             caje::app::init_logging(&config.log);
             run(caje::app::serve(config))
         }
+        Command::Policy(command) => caje::policy::cli::run(command).unwrap_or_else(|err| {
+            eprintln!("error: {err:#}");
+            ExitCode::FAILURE
+        }),
         Command::DemoOrigin { listen, slow_delay } => {
             caje::app::init_logging(&LogConfig::default());
             run(async move {

@@ -17,6 +17,7 @@ tasks:
   demo            build caje and run it on caje.toml in front of the bundled demo origin
   test            install what a fresh machine lacks, then run every check and test (what CI runs)
   bench [ARGS]    release build + wrk against caje, nginx proxy_cache and Varnish (bench/bench.sh ARGS)
+  policies        build the policies/ workspace to wasm components and list them
 ";
 
 fn main() -> ExitCode {
@@ -27,6 +28,11 @@ fn main() -> ExitCode {
         "demo" => demo::run(&root()),
         "test" => test::run(&root()),
         "bench" => bench::run(&root(), &rest),
+        "policies" => xtask::policies::build_policies(&root()).map(|components| {
+            for component in components {
+                println!("{}", component.display());
+            }
+        }),
         "" | "help" | "-h" | "--help" => {
             print!("{USAGE}");
             return ExitCode::SUCCESS;

@@ -1,0 +1,237 @@
+//! The data of one module instance's store and the host side of the WIT imports: the request
+//! and response lookups guests make, their panic reports, and the memory limiter.
+
+use std::ptr::NonNull;
+
+use http::HeaderMap;
+use wasmtime::component::Resource;
+use wasmtime::{ResourceLimiter, Store, bail};
+
+use super::bindings::caje::policy::types::{self, Headers};
+use super::bindings::{RequestHandle, ResponseHandle};
+use super::decision::wit_headers;
+use super::view::{RequestView, ResponseView};
+
+/// The longest panic message kept from a guest.
+const MAX_PANIC_MESSAGE: usize = 1024;
+
+/// What a module instance can reach: the request (and response) of the call in progress.
+pub(crate) struct StoreState {
+    request: Option<Lent<RequestView<'static>>>,
+    response: Option<Lent<ResponseView<'static>>>,
+    memory_limit: usize,
+    /// The size the guest last tried to grow its memory to beyond `memory_limit`.
+    pub memory_refused: Option<usize>,
+    /// What the guest's panic hook reported before it trapped.
+    pub panic_message: Option<String>,
+}
+
+/// The proxy's request (or response head), lent to a store for one hook call. A store's data
+/// must be `'static` while the proxy's request is borrowed; copying it into the store instead
+/// (and dropping the copy) made a trivial hook call 40% slower (`benches/policy_hook.rs`).
+struct Lent<T: 'static>(NonNull<T>);
+
+// SAFETY: a `Lent` is created and cleared by `StoreState::lend`, which outlives every use of
+// it, and is only dereferenced by host functions running inside that call, on its thread.
+// `T: Sync` makes reading the referent from whichever thread runs the call sound.
+unsafe impl<T: Sync> Send for Lent<T> {}
+
+impl<T> Lent<T> {
+    fn get(&self) -> &T {
+        // SAFETY: see the `Send` impl: the referent is alive for the whole call, and host
+        // functions only read it while the call runs.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+/// Ends a lend when the hook call returns or unwinds, so a pooled store never keeps a pointer
+/// to a request that is gone.
+struct LendGuard<'s>(&'s mut Store<StoreState>);
+
+impl Drop for LendGuard<'_> {
+    fn drop(&mut self) {
+        let state = self.0.data_mut();
+        state.request = None;
+        state.response = None;
+    }
+}
+
+impl StoreState {
+    pub fn new(memory_limit: usize) -> Self {
+        StoreState {
+            request: None,
+            response: None,
+            memory_limit,
+            memory_refused: None,
+            panic_message: None,
+        }
+    }
+
+    /// Runs `call` with `request` (and `response`) visible to the guest's host calls.
+    pub fn lend<R>(
+        store: &mut Store<StoreState>,
+        request: &RequestView<'_>,
+        response: Option<&ResponseView<'_>>,
+        call: impl FnOnce(&mut Store<StoreState>) -> R,
+    ) -> R {
+        let state = store.data_mut();
+        state.request = Some(Lent(NonNull::from(request).cast()));
+        state.response = response.map(|response| Lent(NonNull::from(response).cast()));
+        // A report from an earlier call that did not trap must not explain this call's trap.
+        state.panic_message = None;
+        state.memory_refused = None;
+        let guard = LendGuard(store);
+        call(guard.0)
+    }
+
+    fn request(&self) -> wasmtime::Result<&RequestView<'_>> {
+        match &self.request {
+            Some(request) => Ok(request.get()),
+            None => bail!("the guest used a request outside of a hook call"),
+        }
+    }
+
+    fn response(&self) -> wasmtime::Result<&ResponseView<'_>> {
+        match &self.response {
+            Some(response) => Ok(response.get()),
+            None => bail!("the guest used a response head outside of on-response"),
+        }
+    }
+}
+
+fn first_value(headers: &HeaderMap, name: &str) -> Option<Vec<u8>> {
+    headers.get(name).map(|value| value.as_bytes().to_vec())
+}
+
+fn all_values(headers: &HeaderMap, name: &str) -> Vec<Vec<u8>> {
+    headers
+        .get_all(name)
+        .iter()
+        .map(|value| value.as_bytes().to_vec())
+        .collect()
+}
+
+impl types::HostRequest for StoreState {
+    fn method(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
+        Ok(self.request()?.method.as_str().to_owned())
+    }
+
+    fn scheme(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
+        Ok(self
+            .request()?
+            .uri
+            .scheme_str()
+            .unwrap_or("http")
+            .to_owned())
+    }
+
+    fn authority(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
+        let uri = &self.request()?.uri;
+        Ok(uri
+            .authority()
+            .map_or("", |authority| authority.as_str())
+            .to_owned())
+    }
+
+    fn path(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
+        Ok(self.request()?.uri.path().to_owned())
+    }
+
+    fn query(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
+        Ok(self.request()?.uri.query().map(str::to_owned))
+    }
+
+    fn header(
+        &mut self,
+        _: Resource<RequestHandle>,
+        name: String,
+    ) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(first_value(self.request()?.headers, &name))
+    }
+
+    fn header_all(
+        &mut self,
+        _: Resource<RequestHandle>,
+        name: String,
+    ) -> wasmtime::Result<Vec<Vec<u8>>> {
+        Ok(all_values(self.request()?.headers, &name))
+    }
+
+    fn headers(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Headers> {
+        Ok(wit_headers(self.request()?.headers))
+    }
+
+    fn drop(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<()> {
+        // The host only lends borrows of the request; there is nothing to free.
+        Ok(())
+    }
+}
+
+impl types::HostResponseHead for StoreState {
+    fn status(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<u16> {
+        Ok(self.response()?.status.as_u16())
+    }
+
+    fn header(
+        &mut self,
+        _: Resource<ResponseHandle>,
+        name: String,
+    ) -> wasmtime::Result<Option<Vec<u8>>> {
+        Ok(first_value(self.response()?.headers, &name))
+    }
+
+    fn header_all(
+        &mut self,
+        _: Resource<ResponseHandle>,
+        name: String,
+    ) -> wasmtime::Result<Vec<Vec<u8>>> {
+        Ok(all_values(self.response()?.headers, &name))
+    }
+
+    fn headers(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<Headers> {
+        Ok(wit_headers(self.response()?.headers))
+    }
+
+    fn drop(&mut self, _: Resource<ResponseHandle>) -> wasmtime::Result<()> {
+        Ok(())
+    }
+}
+
+impl types::Host for StoreState {
+    fn report_panic(&mut self, mut message: String) -> wasmtime::Result<()> {
+        if message.len() > MAX_PANIC_MESSAGE {
+            let cut = (0..=MAX_PANIC_MESSAGE)
+                .rev()
+                .find(|&at| message.is_char_boundary(at))
+                .unwrap_or(0);
+            message.truncate(cut);
+        }
+        self.panic_message = Some(message);
+        Ok(())
+    }
+}
+
+impl ResourceLimiter for StoreState {
+    fn memory_growing(
+        &mut self,
+        _current: usize,
+        desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        if desired > self.memory_limit {
+            self.memory_refused = Some(desired);
+            bail!("linear memory limit exceeded");
+        }
+        Ok(true)
+    }
+
+    fn table_growing(
+        &mut self,
+        _current: usize,
+        _desired: usize,
+        _maximum: Option<usize>,
+    ) -> wasmtime::Result<bool> {
+        // Table sizes are bounded by the pooling allocator's `table_elements`.
+        Ok(true)
+    }
+}

@@ -1,0 +1,134 @@
+//! `caje policy check|test`, run as the real binary.
+
+use std::process::{Command, Output};
+
+use super::component;
+
+fn caje(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_caje"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+#[test]
+fn check_accepts_a_policy_and_shows_its_world() {
+    let file = component("route-by-path");
+    let output = caje(&["policy", "check", file.to_str().unwrap()]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.starts_with("ok: route_by_path.wasm is a caje policy (caje:policy/hooks@0.1.0)"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("imports:    caje:policy/types@0.1.0\n"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("wasi:cli/stderr@"), "{stdout}");
+    assert!(
+        stdout.contains("(traps if called: policies get no WASI)"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("smoke call: passed"), "{stdout}");
+}
+
+#[test]
+fn check_refuses_garbage_and_other_versions() {
+    let temp = tempfile::tempdir().unwrap();
+    let garbage = temp.path().join("garbage.wasm");
+    std::fs::write(&garbage, "hello").unwrap();
+    let output = caje(&["policy", "check", garbage.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(output.stdout.is_empty());
+    assert_eq!(
+        text(&output.stderr),
+        "error: garbage.wasm is not a WebAssembly component (it does not start with the \\0asm header)\n"
+    );
+
+    let future = component("hostile-wit-version");
+    let output = caje(&["policy", "check", future.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("was built against caje:policy@0.2.0"),
+        "{}",
+        text(&output.stderr)
+    );
+
+    let missing = temp.path().join("missing.wasm");
+    let output = caje(&["policy", "check", missing.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).starts_with("error: cannot read "),
+        "{}",
+        text(&output.stderr)
+    );
+}
+
+#[test]
+fn test_prints_each_hooks_decision() {
+    let file = component("bypass-private");
+    let output = caje(&[
+        "policy",
+        "test",
+        file.to_str().unwrap(),
+        "--request",
+        "GET https://example.com/static/logo.png",
+        "--header",
+        "Cookie: session=1",
+        "--origin",
+        "web",
+        "--response-header",
+        "cache-control: max-age=120, stale-if-error=60",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    for line in [
+        "request:  GET https://example.com/static/logo.png",
+        "on-request (given origin web, lookup)",
+        "  origin:                 web",
+        "  action:                 lookup",
+        "  origin-header-edits:    remove cookie, remove authorization",
+        "on-response (status 200; given store yes, ttl 2m)",
+        "  ttl:                    2m",
+        "  stale-if-error:         1m",
+        "  fuel used:",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn test_reports_a_failing_hook_and_exits_with_1() {
+    let file = component("hostile-unknown-origin");
+    let output = caje(&[
+        "policy",
+        "test",
+        file.to_str().unwrap(),
+        "--request",
+        "GET https://example.com/",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    let stdout = text(&output.stdout);
+    assert!(
+        stdout.contains("  error: the module returned an invalid decision: origin \"nowhere\" is not configured (configured origins: default)"),
+        "{stdout}"
+    );
+    let output = caje(&[
+        "policy",
+        "test",
+        file.to_str().unwrap(),
+        "--request",
+        "/relative",
+    ]);
+    assert_eq!(output.status.code(), Some(1));
+    assert!(
+        text(&output.stderr).contains("write it as 'METHOD URL'"),
+        "{}",
+        text(&output.stderr)
+    );
+}
