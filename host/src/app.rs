@@ -12,6 +12,7 @@ use tokio::task::JoinHandle;
 use crate::cache::Cache;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::manifest::Manifest;
+use crate::policy::Policies;
 use crate::proxy::{self, Proxy};
 
 const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -41,7 +42,9 @@ impl Node {
             );
             None
         };
-        let proxy = Arc::new(Proxy::new(config, cache, manifest).map_err(anyhow::Error::msg)?);
+        let policies = start_policies(config).await?;
+        let proxy =
+            Arc::new(Proxy::new(config, cache, manifest, policies).map_err(anyhow::Error::msg)?);
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another process using it?)",
@@ -91,6 +94,20 @@ impl Node {
             let _ = manifest.close().await;
         }
     }
+}
+
+/// Loads the policy chain (compiling modules blocks, so off the async workers) and starts its watcher.
+async fn start_policies(config: &Config) -> anyhow::Result<Policies> {
+    let dir = config.policies_dir.clone();
+    let policy_config = config.policies.clone();
+    let origins: Vec<String> = config.origins.keys().cloned().collect();
+    let policies =
+        tokio::task::spawn_blocking(move || Policies::start(&dir, &policy_config, origins))
+            .await??;
+    let chain = policies.chain();
+    let modules: Vec<&str> = chain.module_names().collect();
+    tracing::info!(dir = %config.policies_dir.display(), ?modules, "policy chain loaded");
+    Ok(policies)
 }
 
 /// `caje serve`: runs until SIGINT or SIGTERM.

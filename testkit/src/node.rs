@@ -45,6 +45,7 @@ impl TestNode {
             )
             .with_test_writer()
             .try_init();
+        std::fs::create_dir_all(dir.path().join("policies")).expect("policies dir");
         let path = dir.path().join("caje.toml");
         std::fs::write(&path, &config_text).expect("write config");
         let config =

@@ -7,7 +7,16 @@ use anyhow::Context;
 
 use crate::run::cmd;
 
+/// The example policies the demo loads, in chain order.
+const EXAMPLES: [(&str, &str); 4] = [
+    ("route_by_path", "10-route-by-path.wasm"),
+    ("bypass_private", "20-bypass-private.wasm"),
+    ("ttl_override", "30-ttl-override.wasm"),
+    ("tag_by_path", "40-tag-by-path.wasm"),
+];
+
 pub fn run(root: &Path) -> anyhow::Result<()> {
+    install_example_policies(root)?;
     cmd(root, "cargo", &["build", "-p", "caje"])?;
     let caje = root.join("target/debug/caje");
     let origin = Guard(
@@ -46,4 +55,22 @@ impl Drop for Guard {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// Builds the example policies and renames them into caje.toml's `policies_dir` (var/policies).
+fn install_example_policies(root: &Path) -> anyhow::Result<()> {
+    let built = xtask::policies::build_policies(root)?;
+    let dir = root.join("var/policies");
+    std::fs::create_dir_all(&dir)?;
+    for (crate_name, file_name) in EXAMPLES {
+        let source = built
+            .iter()
+            .find(|path| path.file_stem().is_some_and(|stem| stem == crate_name))
+            .with_context(|| format!("the policies build did not produce {crate_name}.wasm"))?;
+        // Copy beside, then rename: caje's watcher must never see a half-written module.
+        let staged = dir.join(format!(".{file_name}.tmp"));
+        std::fs::copy(source, &staged)?;
+        std::fs::rename(&staged, dir.join(file_name))?;
+    }
+    Ok(())
 }

@@ -14,6 +14,7 @@ use serde::Deserialize;
 pub use error::ConfigError;
 
 use crate::manifest::ManifestConfig;
+use crate::policy::PolicyConfig;
 pub use units::ByteSize;
 
 /// The whole configuration of one caje node.
@@ -34,6 +35,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub manifest: ManifestConfig,
+    pub policies: PolicyConfig,
 }
 
 /// One `[origins.<name>]` table.
@@ -213,6 +215,8 @@ struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     manifest: ManifestConfig,
+    #[serde(default)]
+    policies: PolicyConfig,
 }
 
 impl Config {
@@ -264,6 +268,16 @@ impl Config {
                 "raise cache.memory_size or lower cache.memory_max_object",
             ));
         }
+        raw.policies.validate().map_err(|err| {
+            ConfigError::keyed(
+                path,
+                "policies",
+                &err.to_string(),
+                "see [policies] in the configuration reference",
+            )
+        })?;
+        let mut policies = raw.policies;
+        policies.precompiled_dir = policies.precompiled_dir.map(|dir| base.join(dir));
         raw.manifest.validate().map_err(|err| {
             ConfigError::keyed(
                 path,
@@ -283,6 +297,7 @@ impl Config {
             server: raw.server,
             log: raw.log,
             manifest: raw.manifest,
+            policies,
         })
     }
 }

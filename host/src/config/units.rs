@@ -15,6 +15,11 @@ pub fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, 
     })
 }
 
+/// Deserializes a byte count (`65536`, `"64KiB"`, `"16MiB"`) into bytes.
+pub fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
+    ByteSize::deserialize(deserializer).map(|size| size.0)
+}
+
 /// A byte count written as an integer or as a string with a unit (`"64KiB"`, `"16MiB"`, `"1GB"`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct ByteSize(pub u64);

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use anyhow::{bail, ensure};
-use serde::{Deserialize, Deserializer, Serialize};
+use anyhow::ensure;
+use serde::{Deserialize, Serialize};
 
 /// Settings for the policy chain (the directory itself is the top-level `policies_dir` key).
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -14,7 +14,7 @@ use serde::{Deserialize, Deserializer, Serialize};
 pub struct PolicyConfig {
     /// Wall-clock backstop for one hook call (an epoch deadline); "100ms" by default. Fuel is
     /// the tight budget: this only stops a module the fuel meter cannot (e.g. under overload).
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::config::units::duration")]
     pub hook_timeout: Duration,
     /// CPU budget for one hook call, in fuel units (about one per wasm instruction);
     /// 1,000,000 by default. The example policies use 400–8,000 per call; `caje policy test`
@@ -22,11 +22,11 @@ pub struct PolicyConfig {
     pub fuel: u64,
     /// Linear memory one module instance may use, in bytes ("16MiB" or an integer); 16 MiB by
     /// default (a Rust policy starts at about 1.1 MiB: its 1 MiB stack plus data).
-    #[serde(deserialize_with = "size")]
+    #[serde(deserialize_with = "crate::config::units::size")]
     pub memory_limit: u64,
     /// File events are debounced this long, and a changed file is loaded only once it has not
     /// been modified for this long; "200ms" by default.
-    #[serde(deserialize_with = "duration")]
+    #[serde(deserialize_with = "crate::config::units::duration")]
     pub reload_debounce: Duration,
     /// What a module's failure (trap, timeout, invalid decision) does to the request unless
     /// the module is listed in `modules`: "open" (default) skips the module, "closed" refuses
@@ -106,56 +106,6 @@ impl PolicyConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    humantime::parse_duration(&text).map_err(|err| {
-        serde::de::Error::custom(format!(
-            "invalid duration {text:?} ({err}); write e.g. \"250ms\" or \"5s\""
-        ))
-    })
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum SizeInput {
-    Bytes(u64),
-    Text(String),
-}
-
-fn size<'de, D: Deserializer<'de>>(deserializer: D) -> Result<u64, D::Error> {
-    match SizeInput::deserialize(deserializer)? {
-        SizeInput::Bytes(bytes) => Ok(bytes),
-        SizeInput::Text(text) => parse_size(&text).map_err(serde::de::Error::custom),
-    }
-}
-
-/// Parses "16MiB", "512 KiB", "1GB" or "4096" into bytes.
-fn parse_size(text: &str) -> anyhow::Result<u64> {
-    let trimmed = text.trim();
-    let split = trimmed
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(trimmed.len());
-    let (number, unit) = trimmed.split_at(split);
-    let multiplier: u64 = match unit.trim() {
-        "" | "B" => 1,
-        "KiB" => 1 << 10,
-        "MiB" => 1 << 20,
-        "GiB" => 1 << 30,
-        "KB" | "kB" => 1_000,
-        "MB" => 1_000_000,
-        "GB" => 1_000_000_000,
-        other => bail!(
-            "invalid size {text:?}: unknown unit {other:?}; use B, KiB, MiB, GiB, KB, MB or GB"
-        ),
-    };
-    let number: u64 = number
-        .parse()
-        .map_err(|_| anyhow::anyhow!("invalid size {text:?}: write e.g. \"16MiB\" or 16777216"))?;
-    number
-        .checked_mul(multiplier)
-        .ok_or_else(|| anyhow::anyhow!("invalid size {text:?}: too large"))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -199,31 +149,6 @@ mod tests {
         assert_eq!(
             parse("memory_limit = 1048576").unwrap().memory_limit,
             1 << 20
-        );
-    }
-
-    #[test]
-    fn sizes() {
-        assert_eq!(parse_size("512 KiB").unwrap(), 512 << 10);
-        assert_eq!(parse_size("1GB").unwrap(), 1_000_000_000);
-        assert_eq!(parse_size("4096").unwrap(), 4096);
-        assert!(
-            parse_size("16 parsecs")
-                .unwrap_err()
-                .to_string()
-                .contains("unknown unit")
-        );
-        assert!(
-            parse_size("MiB")
-                .unwrap_err()
-                .to_string()
-                .contains("write e.g.")
-        );
-        assert!(
-            parse_size("99999999999999GiB")
-                .unwrap_err()
-                .to_string()
-                .contains("too large")
         );
     }
 

@@ -16,8 +16,12 @@ use super::body::Body;
 use super::canonical::CanonicalRequest;
 use super::headers;
 use super::origin::{Origin, OriginError};
-use crate::cache::{self, Entry, EntryHead, FillHandle, FillWriter, Key, Timeline};
+use super::route::{self, Route};
+use crate::cache::{
+    self, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline, Windows,
+};
 use crate::manifest::ManifestRecord;
+use crate::policy::{CacheVerdict, PolicyRefusal, RequestView, ResponseView};
 
 /// Request headers that would turn the cache's fetch into something other than a full 200.
 const CLIENT_CONDITIONALS: [HeaderName; 6] = [
@@ -99,8 +103,7 @@ impl Fetched {
 /// One cacheable fetch: the request, where it goes, and what is already stored for it.
 pub struct Fetch<'a> {
     pub request: &'a CanonicalRequest,
-    pub origin: &'a Arc<Origin>,
-    pub base: &'a Key,
+    pub route: &'a Route,
     pub stale: Option<&'a Arc<Entry>>,
 }
 
@@ -110,7 +113,7 @@ impl Fetch<'_> {
         if let Some(stale) = self.stale {
             add_validators(stale, &mut origin_request, &self.request_parts());
         }
-        let response = match self.origin.send(origin_request).await {
+        let response = match self.route.origin.send(origin_request).await {
             Ok(response) => response,
             Err(err) => return Fetched::Failed(Arc::new(Failure::Origin(err))),
         };
@@ -123,10 +126,12 @@ impl Fetch<'_> {
             {
                 return Fetched::Revalidated(entry);
             }
-            return Fetched::Private(pass_through(parts, body, self.origin));
+            return Fetched::Private(pass_through(parts, body, &self.route.origin));
         }
         if parts.status.is_server_error() {
-            return Fetched::Failed(Arc::new(buffer_failure(parts, body, self.origin).await));
+            return Fetched::Failed(Arc::new(
+                buffer_failure(parts, body, &self.route.origin).await,
+            ));
         }
         self.store_or_pass(proxy, parts, body, now)
     }
@@ -142,22 +147,35 @@ impl Fetch<'_> {
     }
 
     fn origin_request(&self) -> Request<Body> {
-        let mut headers = self.request.headers.clone();
+        let mut headers = self.route.origin_headers(self.request);
         for name in CLIENT_CONDITIONALS {
             headers.remove(name);
         }
-        headers::remove_unkeyed_overrides(&mut headers);
-        headers::add_forwarding(
-            &mut headers,
-            self.request.client.ip(),
-            &self.request.host,
-            self.request.scheme.as_str(),
-        );
         let mut request = Request::new(Body::Empty);
         *request.method_mut() = Method::GET;
-        *request.uri_mut() = self.origin.uri_for(self.request.path_and_query());
+        *request.uri_mut() = self.route.origin.uri_for(self.request.path_and_query());
         *request.headers_mut() = headers;
         request
+    }
+
+    /// The policies' verdict on a response head, starting from the host's defaults.
+    fn verdict(
+        &self,
+        status: StatusCode,
+        headers: &HeaderMap,
+        default: CacheVerdict,
+    ) -> Result<CacheVerdict, PolicyRefusal> {
+        let chain = &self.route.chain;
+        if chain.is_empty() {
+            return Ok(default);
+        }
+        let uri = self.request.uri();
+        let request = RequestView {
+            method: &self.request.method,
+            uri: &uri,
+            headers: &self.request.headers,
+        };
+        chain.on_response(&request, &ResponseView { status, headers }, default)
     }
 
     fn merge_not_modified(
@@ -193,10 +211,19 @@ impl Fetch<'_> {
             }
         }
         let windows = cache::default_windows(&policy, &headers, now);
+        let status = StatusCode::from_u16(stale.head.status).unwrap_or(StatusCode::OK);
+        // A policy that refuses (closed) or no longer stores it: serve what the origin confirmed, keep the old entry.
+        let verdict = self
+            .verdict(status, &headers, default_verdict(&windows, true))
+            .ok()?;
+        if !verdict.store {
+            return None;
+        }
         let mut head = stale.head.clone();
-        head.headers = stored_headers(&headers);
+        head.headers = stored_headers(&headers, verdict.keep_set_cookie);
         head.policy = policy;
-        head.timeline = Timeline::new(now, &windows);
+        head.timeline = Timeline::new(now, &windows_of(&verdict, windows.must_revalidate));
+        head.tags = verdict.tags;
         match proxy.cache.update_head(stale, head) {
             Ok(entry) => Some(entry),
             Err(err) => {
@@ -219,47 +246,68 @@ impl Fetch<'_> {
         let policy = CachePolicy::new_options(&full_request, &parts, now, cache_options());
         let windows = cache::default_windows(&policy, &parts.headers, now);
         let max_size = proxy.cache.config().max_object_size.0;
-        if let Err(reason) =
-            cache::check_storable(&full_request, &parts, &policy, windows.ttl, max_size)
-        {
-            tracing::debug!(url = %self.request.url, reason = reason.as_str(), "not storing");
-            return Fetched::Private(pass_through(parts, body, self.origin));
+        let storable = cache::check_storable(&full_request, &parts, &policy, windows.ttl, max_size);
+        let verdict = match self.verdict(
+            parts.status,
+            &parts.headers,
+            default_verdict(&windows, storable.is_ok()),
+        ) {
+            Ok(verdict) => verdict,
+            Err(refusal) => return Fetched::Private(route::refused(self.request, &refusal)),
+        };
+        // Policies may store what http-cache-semantics would not, never what cannot be stored correctly.
+        let impossible = matches!(
+            storable,
+            Err(NotStorable::PartialContent | NotStorable::VaryStar | NotStorable::TooLarge)
+        );
+        if !verdict.store || impossible {
+            let reason = storable
+                .err()
+                .map_or("a policy said so", NotStorable::as_str);
+            tracing::debug!(url = %self.request.url, reason, "not storing");
+            return Fetched::Private(pass_through(parts, body, &self.route.origin));
         }
         let vary = cache::vary_names(&parts.headers).unwrap_or_default();
         let vary_values = cache::vary_values(&vary, &self.request.headers);
+        let base = &self.route.key;
         let key = if vary.is_empty() {
-            self.base.clone()
+            base.clone()
         } else {
-            self.base.variant(&vary_values)
+            base.variant(&vary_values)
         };
         let writer = match proxy.cache.begin_fill(key) {
             Ok(writer) => writer,
             Err(err) => {
                 metrics::counter!("caje_cache_store_errors_total", "op" => "create").increment(1);
                 tracing::warn!(url = %self.request.url, error = %err, "cannot write to the cache; passing the response through");
-                return Fetched::Private(pass_through(parts, body, self.origin));
+                return Fetched::Private(pass_through(parts, body, &self.route.origin));
             }
         };
         let persisted = cache::persisted_request(&full_request, &vary);
         let head = EntryHead {
             url: self.request.url.clone(),
-            origin: self.origin.name.clone(),
+            origin: self.route.origin.name.clone(),
             status: parts.status.as_u16(),
-            headers: stored_headers(&parts.headers),
+            headers: stored_headers(&parts.headers, verdict.keep_set_cookie),
             policy: CachePolicy::new_options(&persisted, &parts, now, cache_options()),
-            timeline: Timeline::new(now, &windows),
+            timeline: Timeline::new(now, &windows_of(&verdict, windows.must_revalidate)),
             shared_with_authorization: allows_authorization(&parts.headers),
             vary: vary_values
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone().map(serde_bytes::ByteBuf::from)))
                 .collect(),
-            tags: Vec::new(),
+            tags: verdict.tags,
             body_len: 0,
             body_checksum: 0,
         };
+        let mut served = parts.headers;
+        if !verdict.keep_set_cookie {
+            // Clients that share this response must not receive the first client's cookie.
+            served.remove(header::SET_COOKIE);
+        }
         let fill = Arc::new(StreamingFill {
             status: parts.status,
-            headers: parts.headers,
+            headers: served,
             handle: writer.handle(),
             vary: vary_values,
         });
@@ -267,8 +315,8 @@ impl Fetch<'_> {
             body,
             writer,
             head,
-            base: self.base.clone(),
-            origin: self.origin.clone(),
+            base: base.clone(),
+            origin: self.route.origin.clone(),
             max_size,
         };
         Fetched::Fill(fill, Box::new(pump))
@@ -383,10 +431,34 @@ fn allows_authorization(headers: &HeaderMap) -> bool {
     })
 }
 
-fn stored_headers(headers: &HeaderMap) -> Vec<(String, serde_bytes::ByteBuf)> {
+/// The host's verdict before any policy: http-cache-semantics' storability and windows.
+fn default_verdict(windows: &Windows, store: bool) -> CacheVerdict {
+    CacheVerdict {
+        stale_while_revalidate: windows.stale_while_revalidate,
+        stale_if_error: windows.stale_if_error,
+        ..CacheVerdict::new(store, windows.ttl)
+    }
+}
+
+/// The windows a verdict sets; `must_revalidate` still comes from the response.
+fn windows_of(verdict: &CacheVerdict, must_revalidate: bool) -> Windows {
+    Windows {
+        ttl: verdict.ttl,
+        stale_while_revalidate: verdict.stale_while_revalidate,
+        stale_if_error: verdict.stale_if_error,
+        must_revalidate,
+    }
+}
+
+fn stored_headers(
+    headers: &HeaderMap,
+    keep_set_cookie: bool,
+) -> Vec<(String, serde_bytes::ByteBuf)> {
     headers
         .iter()
-        .filter(|(name, _)| *name != header::SET_COOKIE && *name != header::AGE)
+        .filter(|(name, _)| {
+            (keep_set_cookie || *name != header::SET_COOKIE) && *name != header::AGE
+        })
         .map(|(name, value)| {
             (
                 name.as_str().to_owned(),

@@ -8,6 +8,7 @@ mod fetch;
 mod headers;
 mod origin;
 mod respond;
+mod route;
 mod server;
 mod service;
 
@@ -23,6 +24,7 @@ pub use server::serve;
 use crate::cache::Cache;
 use crate::config::Config;
 use crate::manifest::Manifest;
+use crate::policy::Policies;
 
 /// Everything a request needs, shared by all connections.
 pub struct Proxy {
@@ -34,11 +36,18 @@ pub struct Proxy {
     access_log: bool,
     /// Where stored entries are recorded for the fleet; `None` when `[manifest] enabled = false`.
     manifest: Option<Manifest>,
+    /// The hot-reloading policy chain (empty when the directory has no modules).
+    policies: Policies,
 }
 
 impl Proxy {
     /// Builds the proxy; fails when an origin's TLS settings are unusable.
-    pub fn new(config: &Config, cache: Cache, manifest: Option<Manifest>) -> Result<Proxy, String> {
+    pub fn new(
+        config: &Config,
+        cache: Cache,
+        manifest: Option<Manifest>,
+        policies: Policies,
+    ) -> Result<Proxy, String> {
         Ok(Proxy {
             cache,
             origins: Origins::new(&config.origins)?,
@@ -47,6 +56,7 @@ impl Proxy {
             scheme: Scheme::HTTP,
             access_log: config.log.access,
             manifest,
+            policies,
         })
     }
 
@@ -56,6 +66,10 @@ impl Proxy {
 
     pub fn manifest(&self) -> Option<&Manifest> {
         self.manifest.as_ref()
+    }
+
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     /// No origin restricts the hosts it serves.

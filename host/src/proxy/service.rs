@@ -16,20 +16,14 @@ use super::canonical::CanonicalRequest;
 use super::coalesce::{self, FlightGuard, Join};
 use super::fetch::{Failure, Fetch, Fetched, Outcome, StreamingFill, pass_through};
 use super::headers;
-use super::origin::Origin;
 use super::respond::{self, CacheStatus, XCache};
-use crate::cache::{self, Entry, Freshness, Key};
+use super::route::{Action, Route};
+use crate::cache::{self, Entry, Freshness};
 
 /// What the leader of a flight receives from its fetch task.
 enum Led {
     Shared(Outcome),
     Private(Response<Body>),
-}
-
-/// Where a request goes and how it is keyed.
-struct Route {
-    origin: Arc<Origin>,
-    key: Key,
 }
 
 impl Proxy {
@@ -44,25 +38,14 @@ impl Proxy {
             Ok(request) => request,
             Err(err) => return respond::error(StatusCode::BAD_REQUEST, &err.to_string()),
         };
-        let Some(origin) = self
-            .origins
-            .for_host(&request.host, &self.default_origin)
-            .cloned()
-        else {
-            metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
-            return respond::error(
-                StatusCode::MISDIRECTED_REQUEST,
-                &format!("caje does not serve host {:?}", request.host),
-            );
+        let (route, action) = match self.route(&request) {
+            Ok(routed) => routed,
+            Err(answer) => return answer,
         };
-        let route = Route {
-            key: Key::for_url(&request.url, &[]),
-            origin,
-        };
-        let response = if request.is_cacheable_method() {
-            self.lookup(&request, &route).await
-        } else {
-            self.pass(&request, body, &route.origin, "method").await
+        let response = match action {
+            Action::Lookup if request.is_cacheable_method() => self.lookup(&request, &route).await,
+            Action::Lookup => self.pass(&request, body, &route, "method").await,
+            Action::Pass => self.pass(&request, body, &route, "bypass").await,
         };
         if self.access_log {
             log_access(&request, &route.origin.name, &response, started);
@@ -163,13 +146,11 @@ impl Proxy {
         let (sender, receiver) = oneshot::channel();
         let proxy = self.clone();
         let request = request.clone();
-        let origin = route.origin.clone();
-        let base = route.key.clone();
+        let route = route.clone();
         tokio::spawn(async move {
             let fetch = Fetch {
                 request: &request,
-                origin: &origin,
-                base: &base,
+                route: &route,
                 stale: stale.as_ref(),
             };
             let fetched = fetch.run(&proxy).await;
@@ -212,8 +193,7 @@ impl Proxy {
     ) -> Response<Body> {
         let fetch = Fetch {
             request,
-            origin: &route.origin,
-            base: &route.key,
+            route,
             stale,
         };
         match fetch.run(self).await {
@@ -304,21 +284,14 @@ impl Proxy {
         self: &Arc<Self>,
         request: &CanonicalRequest,
         body: Incoming,
-        origin: &Arc<Origin>,
+        route: &Route,
         reason: &'static str,
     ) -> Response<Body> {
+        let origin = &route.origin;
         let mut outgoing = Request::new(Body::Incoming(body));
         *outgoing.method_mut() = request.method.clone();
         *outgoing.uri_mut() = origin.uri_for(request.path_and_query());
-        let mut headers_out = request.headers.clone();
-        headers::remove_unkeyed_overrides(&mut headers_out);
-        headers::add_forwarding(
-            &mut headers_out,
-            request.client.ip(),
-            &request.host,
-            request.scheme.as_str(),
-        );
-        *outgoing.headers_mut() = headers_out;
+        *outgoing.headers_mut() = route.origin_headers(request);
         metrics::counter!("caje_requests_total", "cache" => "bypass").increment(1);
         match origin.send(outgoing).await {
             Err(err) => {

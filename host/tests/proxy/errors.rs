@@ -196,6 +196,7 @@ fn an_invalid_config_never_starts() {
 async fn an_unusable_origin_ca_file_stops_the_start() {
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("ca.pem"), "not a certificate").unwrap();
+    std::fs::create_dir(dir.path().join("p")).unwrap();
     let text = "listen = \"127.0.0.1:0\"\ncache_dir = \"c\"\ndatabase = \"m.db\"\npolicies_dir = \"p\"\n\
                 default_origin = \"web\"\n\n[origins.web]\nurl = \"https://localhost:1\"\nca_file = \"ca.pem\"\n";
     let config = caje::config::Config::parse(text, &dir.path().join("caje.toml")).unwrap();

@@ -1,0 +1,123 @@
+//! Routing: the origin a request goes to, its cache key, and what the policy chain decided.
+//! The chain runs once per request; its decision travels with the request to the origin.
+
+use std::sync::Arc;
+
+use http::{HeaderMap, StatusCode};
+
+use super::Proxy;
+use super::body::Body;
+use super::canonical::CanonicalRequest;
+use super::headers;
+use super::origin::Origin;
+use super::respond::{self, CacheStatus, XCache};
+use crate::cache::Key;
+use crate::policy::{
+    Chain, HeaderEdit, PolicyRefusal, RequestAction, RequestDecision, RequestView,
+};
+
+/// Where a request goes and how it is keyed.
+#[derive(Clone)]
+pub struct Route {
+    pub origin: Arc<Origin>,
+    /// The key before any Vary variant.
+    pub key: Key,
+    /// Header edits the policies asked for on the origin request.
+    pub edits: Vec<HeaderEdit>,
+    /// The chain this request started with: its `on_response` sees the same modules.
+    pub chain: Arc<Chain>,
+}
+
+impl Route {
+    /// The headers of the request this route sends to the origin: the canonical ones without
+    /// unkeyed overrides, with forwarding headers, then the policies' edits.
+    pub fn origin_headers(&self, request: &CanonicalRequest) -> HeaderMap {
+        let mut headers = request.headers.clone();
+        headers::remove_unkeyed_overrides(&mut headers);
+        headers::add_forwarding(
+            &mut headers,
+            request.client.ip(),
+            &request.host,
+            request.scheme.as_str(),
+        );
+        for edit in &self.edits {
+            edit.apply(&mut headers);
+        }
+        headers
+    }
+}
+
+/// What to do with a request once it is routed.
+pub enum Action {
+    Lookup,
+    Pass,
+}
+
+impl Proxy {
+    /// Picks the origin (by Host, then the policies), the key and the action; or answers now
+    /// (unknown host, a synthetic response, a refusing policy).
+    pub(super) fn route(&self, request: &CanonicalRequest) -> Result<(Route, Action), Response> {
+        let Some(host_origin) = self.origins.for_host(&request.host, &self.default_origin) else {
+            metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
+            return Err(respond::error(
+                StatusCode::MISDIRECTED_REQUEST,
+                &format!("caje does not serve host {:?}", request.host),
+            ));
+        };
+        let chain = self.policies.chain();
+        let mut decision = RequestDecision::default_for(&request.method, host_origin.name.clone());
+        if !chain.is_empty() {
+            let uri = request.uri();
+            let view = RequestView {
+                method: &request.method,
+                uri: &uri,
+                headers: &request.headers,
+            };
+            decision = chain
+                .on_request(&view, decision)
+                .map_err(|refusal| refused(request, &refusal))?;
+        }
+        let action = match decision.action {
+            RequestAction::Lookup => Action::Lookup,
+            RequestAction::Pass => Action::Pass,
+            RequestAction::Respond(synthetic) => {
+                let mut response = http::Response::new(Body::full(synthetic.body));
+                *response.status_mut() = synthetic.status;
+                *response.headers_mut() = synthetic.headers;
+                let status = CacheStatus {
+                    detail: Some("policy"),
+                    ..CacheStatus::forward("bypass")
+                };
+                respond::mark(response.headers_mut(), &status, XCache::Bypass);
+                return Err(response);
+            }
+        };
+        // The chain only lets through names of configured origins.
+        let origin = self
+            .origins
+            .get(&decision.origin)
+            .cloned()
+            .unwrap_or_else(|| host_origin.clone());
+        let key = Key::for_url(&request.url, &decision.cache_key);
+        Ok((
+            Route {
+                origin,
+                key,
+                edits: decision.origin_header_edits,
+                chain,
+            },
+            action,
+        ))
+    }
+}
+
+/// The 503 a closed-mode policy's failure turns a request into.
+pub fn refused(request: &CanonicalRequest, refusal: &PolicyRefusal) -> Response {
+    tracing::warn!(url = %request.url, module = %refusal.module, reason = %refusal.reason, "a closed-mode policy refused the request");
+    respond::error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        &format!("refused by policy {}", refusal.module),
+    )
+}
+
+type Response = http::Response<Body>;
