@@ -53,13 +53,19 @@ pub enum Action {
     Pass,
 }
 
+/// The routing phase's outcome: go on with a route, or answer right away.
+pub enum Routed {
+    Go(Route, Action),
+    Answer(Response),
+}
+
 impl Proxy {
     /// Picks the origin (by Host, then the policies), the key and the action; or answers now
     /// (unknown host, a synthetic response, a refusing policy).
-    pub(super) fn route(&self, request: &CanonicalRequest) -> Result<(Route, Action), Response> {
+    pub(super) fn route(&self, request: &CanonicalRequest) -> Routed {
         let Some(host_origin) = self.origins.for_host(&request.host, &self.default_origin) else {
             metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
-            return Err(respond::error(
+            return Routed::Answer(respond::error(
                 StatusCode::MISDIRECTED_REQUEST,
                 &format!("caje does not serve host {:?}", request.host),
             ));
@@ -73,9 +79,10 @@ impl Proxy {
                 uri: &uri,
                 headers: &request.headers,
             };
-            decision = chain
-                .on_request(&view, decision)
-                .map_err(|refusal| refused(request, &refusal))?;
+            decision = match chain.on_request(&view, decision) {
+                Ok(decision) => decision,
+                Err(refusal) => return Routed::Answer(refused(request, &refusal)),
+            };
         }
         let action = match decision.action {
             RequestAction::Lookup => Action::Lookup,
@@ -89,7 +96,7 @@ impl Proxy {
                     ..CacheStatus::forward("bypass")
                 };
                 respond::mark(response.headers_mut(), &status, XCache::Bypass);
-                return Err(response);
+                return Routed::Answer(response);
             }
         };
         // The chain only lets through names of configured origins.
@@ -99,15 +106,13 @@ impl Proxy {
             .cloned()
             .unwrap_or_else(|| host_origin.clone());
         let key = Key::for_url(&request.url, &decision.cache_key);
-        Ok((
-            Route {
-                origin,
-                key,
-                edits: decision.origin_header_edits,
-                chain,
-            },
-            action,
-        ))
+        let route = Route {
+            origin,
+            key,
+            edits: decision.origin_header_edits,
+            chain,
+        };
+        Routed::Go(route, action)
     }
 }
 

@@ -17,7 +17,7 @@ use super::coalesce::{self, FlightGuard, Join};
 use super::fetch::{Failure, Fetch, Fetched, Outcome, StreamingFill, pass_through};
 use super::headers;
 use super::respond::{self, CacheStatus, XCache};
-use super::route::{Action, Route};
+use super::route::{Action, Route, Routed};
 use crate::cache::{self, Entry, Freshness};
 
 /// What the leader of a flight receives from its fetch task.
@@ -39,8 +39,8 @@ impl Proxy {
             Err(err) => return respond::error(StatusCode::BAD_REQUEST, &err.to_string()),
         };
         let (route, action) = match self.route(&request) {
-            Ok(routed) => routed,
-            Err(answer) => return answer,
+            Routed::Go(route, action) => (route, action),
+            Routed::Answer(answer) => return answer,
         };
         let response = match action {
             Action::Lookup if request.is_cacheable_method() => self.lookup(&request, &route).await,
