@@ -1,4 +1,5 @@
-//! What a fresh machine lacks for the tests: the wasm target, FUSE, Chromium, hadolint.
+//! What a fresh machine lacks for the tests: FUSE and Chromium from Debian. (The wasm target is
+//! added by the policies build, LiteFS is built by the tests that need it.)
 //! Installs each only when missing; apt needs root (CI and this project's machines run as root).
 
 use std::path::Path;
@@ -9,7 +10,6 @@ use crate::run::{available, cmd};
 const APT_PACKAGES: [(&str, &str); 2] = [("fuse3", "fusermount3"), ("chromium", "chromium")];
 
 pub fn install(root: &Path) -> anyhow::Result<()> {
-    cmd(root, "rustup", &["target", "add", "wasm32-wasip2"])?;
     let missing: Vec<&str> = APT_PACKAGES
         .iter()
         .filter(|(_, probe)| !available(probe))

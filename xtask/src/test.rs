@@ -5,9 +5,16 @@ use std::path::Path;
 use crate::prerequisites;
 use crate::run::{cmd, cmd_env};
 
+const POLICIES: &str = "policies/Cargo.toml";
+
 pub fn run(root: &Path) -> anyhow::Result<()> {
     prerequisites::install(root)?;
     cmd(root, "cargo", &["fmt", "--all", "--", "--check"])?;
+    cmd(
+        root,
+        "cargo",
+        &["fmt", "--all", "--manifest-path", POLICIES, "--", "--check"],
+    )?;
     cmd(
         root,
         "cargo",
@@ -20,6 +27,23 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
             "warnings",
         ],
     )?;
+    cmd(
+        root,
+        "cargo",
+        &[
+            "clippy",
+            "--manifest-path",
+            POLICIES,
+            "--all-targets",
+            "--",
+            "-D",
+            "warnings",
+        ],
+    )?;
+    // The wasm components the host tests load (also adds the wasm32-wasip2 target when missing).
+    xtask::policies::build_policies(root)?;
+    // The example policies' own unit tests, natively.
+    cmd(root, "cargo", &["test", "--manifest-path", POLICIES])?;
     // Under CI=true, tests that need FUSE, Go or Chromium fail instead of skipping.
     // Benchmarks are compiled by clippy above and run by `cargo bench`.
     cmd_env(root, "cargo", &["test", "--workspace"], &[("CI", "true")])?;
