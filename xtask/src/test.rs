@@ -22,11 +22,6 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     )?;
     // Under CI=true, tests that need FUSE, Go or Chromium fail instead of skipping.
     // Benchmarks are compiled by clippy above and run by `cargo bench`.
-    cmd_env(
-        root,
-        "cargo",
-        &["test", "--workspace"],
-        &[("CI", "true")],
-    )?;
+    cmd_env(root, "cargo", &["test", "--workspace"], &[("CI", "true")])?;
     Ok(())
 }

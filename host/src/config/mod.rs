@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 
+use crate::litefs::LitefsConfig;
 use crate::manifest::ManifestConfig;
 pub use units::ByteSize;
 
@@ -34,6 +35,7 @@ pub struct Config {
     pub server: ServerConfig,
     pub log: LogConfig,
     pub manifest: ManifestConfig,
+    pub litefs: LitefsConfig,
 }
 
 /// One `[origins.<name>]` table.
@@ -206,6 +208,8 @@ struct RawConfig {
     log: LogConfig,
     #[serde(default)]
     manifest: ManifestConfig,
+    #[serde(default)]
+    litefs: LitefsConfig,
 }
 
 impl Config {
@@ -273,6 +277,7 @@ impl Config {
             server: raw.server,
             log: raw.log,
             manifest: raw.manifest,
+            litefs: raw.litefs,
         })
     }
 }
@@ -351,6 +356,21 @@ connect_timeout = "2s"
             "{GOOD}\n[cache]\nmemory_size = \"1MiB\"\nmemory_max_object = \"2MiB\"\n"
         ));
         assert_eq!(err.key.as_deref(), Some("cache.memory_max_object"));
+    }
+
+    #[test]
+    fn the_litefs_table_is_read_and_its_errors_located() {
+        let config = Config::parse(
+            &format!("{GOOD}\n[litefs]\nrequire = true\n"),
+            Path::new("/etc/caje/caje.toml"),
+        )
+        .unwrap();
+        assert!(config.litefs.require);
+        let err = error(&format!("{GOOD}\n[litefs]\nhalt_timeout = \"0s\"\n"));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(13), Some("litefs.halt_timeout"))
+        );
     }
 
     #[test]

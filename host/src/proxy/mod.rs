@@ -22,6 +22,7 @@ pub use server::serve;
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::litefs;
 use crate::manifest::Manifest;
 
 /// Everything a request needs, shared by all connections.
@@ -34,6 +35,8 @@ pub struct Proxy {
     access_log: bool,
     /// Where stored entries are recorded for the fleet; `None` when `[manifest] enabled = false`.
     manifest: Option<Manifest>,
+    /// The LiteFS view of the manifest's database, when it is on a LiteFS mount.
+    litefs: Option<litefs::Database>,
 }
 
 impl Proxy {
@@ -46,7 +49,13 @@ impl Proxy {
             scheme: Scheme::HTTP,
             access_log: config.log.access,
             manifest,
+            litefs: None,
         }
+    }
+
+    /// Attaches the LiteFS view of the manifest's database, for [`Proxy::litefs`].
+    pub fn with_litefs(self, litefs: Option<litefs::Database>) -> Proxy {
+        Proxy { litefs, ..self }
     }
 
     pub fn cache(&self) -> &Cache {
@@ -55,6 +64,12 @@ impl Proxy {
 
     pub fn manifest(&self) -> Option<&Manifest> {
         self.manifest.as_ref()
+    }
+
+    /// The manifest's database on LiteFS, `None` when it is not on a LiteFS mount. For health
+    /// reports: [`litefs::Database::status`] gives this node's role and replication lag now.
+    pub fn litefs(&self) -> Option<&litefs::Database> {
+        self.litefs.as_ref()
     }
 
     /// Origin fetches currently in flight (one per key however many requests wait for it).
