@@ -11,7 +11,8 @@ use tokio::task::JoinHandle;
 
 use crate::cache::Cache;
 use crate::config::{Config, LogConfig, LogFormat};
-use crate::manifest::Manifest;
+use crate::litefs;
+use crate::manifest::{Manifest, OpenOptions};
 use crate::policy::Policies;
 use crate::proxy::{self, Proxy};
 
@@ -34,17 +35,20 @@ impl Node {
                 config.cache_dir.display()
             )
         })?;
-        let manifest = if config.manifest.enabled {
-            Some(Manifest::open(&config.database, &config.manifest).await?)
+        let (manifest, litefs) = if config.manifest.enabled {
+            let litefs = litefs::Database::detect(&config.database, &config.litefs)?;
+            let manifest = open_manifest(config, litefs.clone()).await?;
+            (Some(manifest), litefs)
         } else {
             tracing::info!(
                 "[manifest] enabled = false: stored pages are not recorded for other nodes"
             );
-            None
+            (None, None)
         };
         let policies = start_policies(config).await?;
-        let proxy =
-            Arc::new(Proxy::new(config, cache, manifest, policies).map_err(anyhow::Error::msg)?);
+        let proxy = Arc::new(
+            Proxy::new(config, cache, manifest, policies).map_err(anyhow::Error::msg)?.with_litefs(litefs),
+        );
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
                 "cannot listen on {} (is another process using it?)",
@@ -108,6 +112,32 @@ async fn start_policies(config: &Config) -> anyhow::Result<Policies> {
     let modules: Vec<&str> = chain.module_names().collect();
     tracing::info!(dir = %config.policies_dir.display(), ?modules, "policy chain loaded");
     Ok(policies)
+}
+
+/// Opens the manifest. On LiteFS the node's role at start decides: the primary migrates the
+/// schema, a replica waits for it; every write goes through HALT whenever the node is a replica.
+async fn open_manifest(
+    config: &Config,
+    litefs: Option<litefs::Database>,
+) -> anyhow::Result<Manifest> {
+    let options = match litefs {
+        None => OpenOptions::default(),
+        Some(database) => {
+            let role = database.role().await?;
+            if role.is_primary() {
+                tracing::info!(%role, "LiteFS: this node writes the manifest directly and migrates it");
+            } else {
+                tracing::info!(
+                    %role,
+                    schema_wait = ?config.manifest.schema_wait,
+                    "LiteFS: this node writes the manifest through HALT; waiting for the \
+                     primary's schema"
+                );
+            }
+            OpenOptions::for_litefs(database, role, config.manifest.schema_wait)
+        }
+    };
+    Ok(Manifest::open_with(&config.database, &config.manifest, options).await?)
 }
 
 /// `caje serve`: runs until SIGINT or SIGTERM.

@@ -1,7 +1,8 @@
 //! Test harness for caje's integration tests: real nodes on temp dirs and loopback ports, real
-//! origins with request counters, and a small HTTP/1.1 + h2c client.
+//! origins with request counters, a small HTTP/1.1 + h2c client, and a real LiteFS cluster.
 
 pub mod client;
+pub mod litefs;
 pub mod node;
 pub mod origin;
 

@@ -27,15 +27,45 @@ impl TestNode {
 
     /// Like [`TestNode::start_with`], with `origin_keys` inside the `[origins.origin]` table.
     pub async fn start_with_origin(origin_url: &str, origin_keys: &str, extra: &str) -> TestNode {
-        let dir = Arc::new(tempfile::tempdir().expect("temp dir"));
-        let config_text = format!(
-            "listen = \"127.0.0.1:0\"\ncache_dir = \"cache\"\ndatabase = \"manifest.db\"\npolicies_dir = \"policies\"\n\
-             default_origin = \"origin\"\n\n[origins.origin]\nurl = \"{origin_url}\"\n{origin_keys}\n\n{extra}\n"
+        let config_text = config_text(origin_url, origin_keys, "\"manifest.db\"", extra);
+        TestNode::boot(Arc::new(temp_dir()), config_text).await
+    }
+
+    /// Like [`TestNode::start_with`], with the manifest at `database` (e.g. on a LiteFS mount)
+    /// instead of in the node's own directory. The cache stays in the node's directory.
+    pub async fn start_with_database(origin_url: &str, database: &Path, extra: &str) -> TestNode {
+        TestNode::try_start_with_database(origin_url, database, extra)
+            .await
+            .unwrap_or_else(|err| panic!("node does not start: {err}"))
+    }
+
+    /// [`TestNode::start_with_database`] that hands back why the node did not start.
+    pub async fn try_start_with_database(
+        origin_url: &str,
+        database: &Path,
+        extra: &str,
+    ) -> Result<TestNode, String> {
+        let database = database.to_str().expect("test paths are UTF-8");
+        assert!(
+            !database.contains('\''),
+            "{database} cannot be a TOML literal string"
         );
-        TestNode::boot(dir, config_text).await
+        let config_text = config_text(
+            origin_url,
+            "read_timeout = \"5s\"",
+            &format!("'{database}'"),
+            extra,
+        );
+        TestNode::try_boot(Arc::new(temp_dir()), config_text).await
     }
 
     async fn boot(dir: Arc<TempDir>, config_text: String) -> TestNode {
+        TestNode::try_boot(dir, config_text)
+            .await
+            .unwrap_or_else(|err| panic!("node does not start: {err}"))
+    }
+
+    async fn try_boot(dir: Arc<TempDir>, config_text: String) -> Result<TestNode, String> {
         // caje's logs land in the failing test's captured output (RUST_LOG overrides the level).
         let _ = tracing_subscriber::fmt()
             .with_env_filter(
@@ -50,13 +80,15 @@ impl TestNode {
         std::fs::write(&path, &config_text).expect("write config");
         let config =
             Config::load(&path).unwrap_or_else(|err| panic!("test config is invalid: {err}"));
-        let node = Node::start(&config).await.expect("node starts");
-        TestNode {
+        let node = Node::start(&config)
+            .await
+            .map_err(|err| format!("{err:#}"))?;
+        Ok(TestNode {
             node: Some(node),
             dir,
             config_text,
             config,
-        }
+        })
     }
 
     pub fn node(&self) -> &Node {
@@ -114,4 +146,17 @@ impl TestNode {
         found.sort();
         found
     }
+}
+
+fn temp_dir() -> TempDir {
+    tempfile::tempdir().expect("temp dir")
+}
+
+/// A node's config: listening on an ephemeral port, everything but `database` in the node's
+/// directory. `database` is a TOML value (quoted).
+fn config_text(origin_url: &str, origin_keys: &str, database: &str, extra: &str) -> String {
+    format!(
+        "listen = \"127.0.0.1:0\"\ncache_dir = \"cache\"\ndatabase = {database}\npolicies_dir = \"policies\"\n\
+         default_origin = \"origin\"\n\n[origins.origin]\nurl = \"{origin_url}\"\n{origin_keys}\n\n{extra}\n"
+    )
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 
+use crate::litefs::LitefsConfig;
 use crate::manifest::ManifestConfig;
 use crate::policy::PolicyConfig;
 pub use units::ByteSize;
@@ -36,6 +37,7 @@ pub struct Config {
     pub log: LogConfig,
     pub manifest: ManifestConfig,
     pub policies: PolicyConfig,
+    pub litefs: LitefsConfig,
 }
 
 /// One `[origins.<name>]` table.
@@ -217,6 +219,7 @@ struct RawConfig {
     manifest: ManifestConfig,
     #[serde(default)]
     policies: PolicyConfig,
+    litefs: LitefsConfig,
 }
 
 impl Config {
@@ -298,6 +301,7 @@ impl Config {
             log: raw.log,
             manifest: raw.manifest,
             policies,
+            litefs: raw.litefs,
         })
     }
 }
@@ -376,6 +380,21 @@ connect_timeout = "2s"
             "{GOOD}\n[cache]\nmemory_size = \"1MiB\"\nmemory_max_object = \"2MiB\"\n"
         ));
         assert_eq!(err.key.as_deref(), Some("cache.memory_max_object"));
+    }
+
+    #[test]
+    fn the_litefs_table_is_read_and_its_errors_located() {
+        let config = Config::parse(
+            &format!("{GOOD}\n[litefs]\nrequire = true\n"),
+            Path::new("/etc/caje/caje.toml"),
+        )
+        .unwrap();
+        assert!(config.litefs.require);
+        let err = error(&format!("{GOOD}\n[litefs]\nhalt_timeout = \"0s\"\n"));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(13), Some("litefs.halt_timeout"))
+        );
     }
 
     #[test]

@@ -11,6 +11,13 @@ use super::lag::Lag;
 use super::mount::Mount;
 use super::role::Role;
 
+/// A node's place in its cluster at one moment, as a health report shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Status {
+    pub role: Role,
+    pub lag: Lag,
+}
+
 /// A database file served by LiteFS.
 #[derive(Debug, Clone)]
 pub struct Database {
@@ -77,6 +84,17 @@ impl Database {
     /// How far this node is behind the primary.
     pub async fn lag(&self) -> Result<Lag, Error> {
         self.mount.lag().await
+    }
+
+    /// [`role`](Self::role) and [`lag`](Self::lag) together. Both read small files in the mount
+    /// (and `/info` when `http_addr` is set); a wedged LiteFS hangs such reads, so a health check
+    /// should bound this call with a timeout.
+    pub async fn status(&self) -> Result<Status, Error> {
+        let (role, lag) = tokio::join!(self.role(), self.lag());
+        Ok(Status {
+            role: role?,
+            lag: lag?,
+        })
     }
 
     /// Takes HALT for this database within `halt_timeout`. Take it before `BEGIN`, keep it until

@@ -26,7 +26,7 @@ mod mount;
 mod role;
 
 pub use config::LitefsConfig;
-pub use database::Database;
+pub use database::{Database, Status};
 pub use error::{Error, HaltStep};
 pub use halt::{HALT_BYTE, Halt, lock_path};
 pub use info::{NodeInfo, PrimaryInfo, fetch_info};

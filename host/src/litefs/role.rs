@@ -1,5 +1,7 @@
 //! The part a LiteFS node plays in its cluster.
 
+use std::fmt;
+
 /// Whether this node may write its databases directly.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
@@ -15,5 +17,15 @@ impl Role {
     /// `true` on the primary.
     pub fn is_primary(&self) -> bool {
         matches!(self, Role::Primary)
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Role::Primary => f.write_str("primary"),
+            Role::Replica { primary } => write!(f, "replica of {primary}"),
+            Role::Disconnected => f.write_str("replica without a primary"),
+        }
     }
 }

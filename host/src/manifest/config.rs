@@ -22,7 +22,8 @@ pub struct ManifestConfig {
     /// How long a statement waits for another connection's (or LiteFS's) lock. Default `"5s"`.
     #[serde(deserialize_with = "crate::config::units::duration")]
     pub busy_timeout: Duration,
-    /// The most records one write transaction carries. Default `500`.
+    /// The most records one write transaction carries. Default `500`, at most `10000`: on a
+    /// LiteFS replica a batch holds HALT while it runs.
     pub batch_max_rows: usize,
     /// How long the first record of a batch waits for company before it is written.
     /// Default `"200ms"`.
@@ -39,7 +40,16 @@ pub struct ManifestConfig {
     pub retry_max: Duration,
     /// Read connections for list/get/purge look-ups. Default `4`.
     pub read_connections: u32,
+    /// How long a node that does not write the schema itself (a LiteFS replica: the primary
+    /// migrates) waits at start for it to arrive. Default `"60s"`.
+    #[serde(deserialize_with = "crate::config::units::duration")]
+    pub schema_wait: Duration,
 }
+
+/// The largest `batch_max_rows` accepted. A LiteFS replica holds HALT for one batch, and LiteFS
+/// drops a HALT held for 30 s; 10 000 upserts take well under a second (see the `litefs_halt`
+/// benchmark), so even the largest batch stays far inside that.
+const BATCH_MAX_ROWS_LIMIT: usize = 10_000;
 
 /// How SQLite journals a write transaction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -64,6 +74,7 @@ impl Default for ManifestConfig {
             retry_min: Duration::from_millis(100),
             retry_max: Duration::from_secs(30),
             read_connections: 4,
+            schema_wait: Duration::from_secs(60),
         }
     }
 }
@@ -71,8 +82,17 @@ impl Default for ManifestConfig {
 impl ManifestConfig {
     /// Checks the values serde cannot; the error names the key and what to change.
     pub fn validate(&self) -> Result<(), ManifestError> {
+        if self.batch_max_rows > BATCH_MAX_ROWS_LIMIT {
+            return Err(ManifestError::Config(format!(
+                "manifest.batch_max_rows must be at most {BATCH_MAX_ROWS_LIMIT} (a batch is one \
+                 transaction, and on a LiteFS replica it holds the cluster-wide HALT lock while \
+                 it runs)"
+            )));
+        }
         let problem = if self.batch_max_rows == 0 {
             "manifest.batch_max_rows must be at least 1"
+        } else if self.schema_wait.is_zero() {
+            "manifest.schema_wait must be more than 0s"
         } else if self.queue_max_rows == 0 {
             "manifest.queue_max_rows must be at least 1"
         } else if self.read_connections == 0 {
@@ -100,6 +120,7 @@ mod tests {
         assert_eq!(config, ManifestConfig::default());
         assert_eq!(config.journal_mode, JournalMode::Delete);
         assert_eq!(config.batch_max_delay, Duration::from_millis(200));
+        assert_eq!(config.schema_wait, Duration::from_secs(60));
         config.validate().unwrap();
     }
 
@@ -126,28 +147,24 @@ mod tests {
         let mode = toml::from_str::<ManifestConfig>("journal_mode = \"memory\"").unwrap_err();
         assert!(mode.to_string().contains("memory"), "{mode}");
 
-        let zero = ManifestConfig {
-            batch_max_rows: 0,
-            ..ManifestConfig::default()
-        };
-        assert!(
-            zero.validate()
-                .unwrap_err()
-                .to_string()
-                .contains("batch_max_rows")
-        );
-
-        let inverted = ManifestConfig {
+        let refusal = |config: ManifestConfig| config.validate().unwrap_err().to_string();
+        for rows in [0, BATCH_MAX_ROWS_LIMIT + 1] {
+            let message = refusal(ManifestConfig {
+                batch_max_rows: rows,
+                ..ManifestConfig::default()
+            });
+            assert!(message.contains("batch_max_rows"), "{message}");
+        }
+        let message = refusal(ManifestConfig {
             retry_min: Duration::from_secs(10),
             retry_max: Duration::from_secs(1),
             ..ManifestConfig::default()
-        };
-        assert!(
-            inverted
-                .validate()
-                .unwrap_err()
-                .to_string()
-                .contains("retry_max")
-        );
+        });
+        assert!(message.contains("retry_max"), "{message}");
+        let message = refusal(ManifestConfig {
+            schema_wait: Duration::ZERO,
+            ..ManifestConfig::default()
+        });
+        assert!(message.contains("schema_wait"), "{message}");
     }
 }

@@ -20,8 +20,9 @@ pub enum ManifestError {
     },
     /// The schema migrations (run by the primary) had not arrived when the wait ran out.
     #[error(
-        "the manifest schema did not appear in {path} within {waited:?}\n  hint: the primary \
-         creates it; check that the primary is running and that this node replicates from it"
+        "the manifest schema did not appear in {path} within {waited:?}\n  hint: the LiteFS \
+         primary's caje creates it; check that caje runs on the primary and that this node \
+         replicates from it, or raise manifest.schema_wait"
     )]
     SchemaNotReady { path: PathBuf, waited: Duration },
     /// The write gate (the LiteFS HALT lock on a replica) could not be entered.

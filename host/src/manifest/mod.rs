@@ -13,12 +13,12 @@
 //! One writer task owns one dedicated connection (never a pool connection) and writes up to
 //! `batch_max_rows` records, or whatever waited `batch_max_delay`, as one `BEGIN IMMEDIATE …
 //! COMMIT`, inside one pass of the [`WriteGate`] (the LiteFS HALT lock on a replica: taken
-//! before `BEGIN`, released after `COMMIT`). A failed batch is kept, retried with exponential
-//! backoff (`retry_min` … `retry_max`), counted and logged (rate-limited). The connection is
-//! reopened after a failure, and whenever the file at the path is no longer the one it has
-//! open (removed or replaced): with [`SchemaMode::Migrate`] a removed file is recreated and
-//! migrated, and the read pool follows the new file. Purges and clears go through the same
-//! task, after the records queued before them.
+//! before `BEGIN`, released after `COMMIT`; see [`HaltGate`]). A failed batch is kept, retried
+//! with exponential backoff (`retry_min` … `retry_max`), counted and logged (rate-limited). The
+//! connection is reopened after a failure, and whenever the file at the path is no longer the
+//! one it has open (removed or replaced): with [`SchemaMode::Migrate`] a removed file is
+//! recreated and migrated, and the read pool follows the new file. Purges and clears go through
+//! the same task, after the records queued before them.
 //!
 //! Upserts are keyed on the cache key and ignore a record older than the stored row, so a
 //! replayed batch or a late write from another node never creates a duplicate or regresses a
@@ -51,6 +51,7 @@
 mod config;
 mod error;
 mod gate;
+mod halt_gate;
 mod inbox;
 mod node;
 mod open;
@@ -72,6 +73,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 pub use config::{JournalMode, ManifestConfig};
 pub use error::ManifestError;
 pub use gate::{GatePass, NoGate, WriteGate};
+pub use halt_gate::HaltGate;
 pub use open::{OpenOptions, SchemaMode};
 pub use query::{ListOrder, ListQuery, Page, Selector};
 pub use record::{ManifestRecord, ManifestRow, PurgeLogEntry, PurgedRow};
@@ -103,8 +105,8 @@ impl Manifest {
         Self::open_with(path, config, OpenOptions::default()).await
     }
 
-    /// [`open`](Self::open) with a write gate and a schema mode (a LiteFS replica passes its
-    /// HALT gate and [`SchemaMode::Await`]).
+    /// [`open`](Self::open) with a write gate and a schema mode (on LiteFS:
+    /// [`OpenOptions::for_litefs`]).
     pub async fn open_with(
         path: &Path,
         config: &ManifestConfig,

@@ -23,6 +23,7 @@ pub use server::serve;
 
 use crate::cache::Cache;
 use crate::config::Config;
+use crate::litefs;
 use crate::manifest::Manifest;
 use crate::policy::Policies;
 
@@ -38,6 +39,8 @@ pub struct Proxy {
     manifest: Option<Manifest>,
     /// The hot-reloading policy chain (empty when the directory has no modules).
     policies: Policies,
+    /// The LiteFS view of the manifest's database, when it is on a LiteFS mount.
+    litefs: Option<litefs::Database>,
 }
 
 impl Proxy {
@@ -57,7 +60,13 @@ impl Proxy {
             access_log: config.log.access,
             manifest,
             policies,
+            litefs: None,
         })
+    }
+
+    /// Attaches the LiteFS view of the manifest's database, for [`Proxy::litefs`].
+    pub fn with_litefs(self, litefs: Option<litefs::Database>) -> Proxy {
+        Proxy { litefs, ..self }
     }
 
     pub fn cache(&self) -> &Cache {
@@ -75,6 +84,12 @@ impl Proxy {
     /// No origin restricts the hosts it serves.
     pub fn accepts_any_host(&self) -> bool {
         self.origins.accepts_any_host()
+    }
+
+    /// The manifest's database on LiteFS, `None` when it is not on a LiteFS mount. For health
+    /// reports: [`litefs::Database::status`] gives this node's role and replication lag now.
+    pub fn litefs(&self) -> Option<&litefs::Database> {
+        self.litefs.as_ref()
     }
 
     /// Origin fetches currently in flight (one per key however many requests wait for it).

@@ -4,5 +4,4 @@
 //! expected here and not dead code.
 #![allow(dead_code)]
 
-pub mod litefs;
 pub mod policies;

@@ -1,8 +1,7 @@
 //! A real two-node LiteFS cluster on loopback, for tests and benchmarks.
 //!
-//! ```ignore
-//! mod support;
-//! use support::litefs::Cluster;
+//! ```no_run
+//! use caje_testkit::litefs::Cluster;
 //!
 //! let Some(cluster) = Cluster::start() else { return }; // skipped loudly (fails under CI=true)
 //! let on_primary = cluster.primary().db_path("x.db");
@@ -347,10 +346,7 @@ fn ensure_fusermount() -> Result<(), String> {
 /// serializes test processes, and the build lands in a staging directory renamed into place, so
 /// a crashed build is never mistaken for a finished one.
 fn build_litefs() -> Result<PathBuf, String> {
-    let tools = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("CARGO_TARGET_TMPDIR is inside the target directory")
-        .join("tools");
+    let tools = tools_dir();
     let dir = tools.join(format!("litefs-{LITEFS_VERSION}"));
     let binary = dir.join("litefs");
     if binary.is_file() {
@@ -382,6 +378,19 @@ fn build_litefs() -> Result<PathBuf, String> {
     )?;
     fs::rename(&staging, &dir).map_err(|e| format!("cannot move the LiteFS build: {e}"))?;
     Ok(binary)
+}
+
+/// `target/tools`: test and bench executables run from `<target>/<profile>/deps/`, and cargo
+/// marks `<target>` with a `CACHEDIR.TAG`. Outside a target directory, a directory in `$TMPDIR`.
+fn tools_dir() -> PathBuf {
+    std::env::current_exe()
+        .ok()
+        .and_then(|exe| {
+            exe.ancestors()
+                .find(|dir| dir.join("CACHEDIR.TAG").is_file())
+                .map(|target| target.join("tools"))
+        })
+        .unwrap_or_else(|| std::env::temp_dir().join("caje-tools"))
 }
 
 /// Runs `command` to completion within `timeout`; its output is kept for the error.
@@ -480,7 +489,7 @@ fn unmount(mount: &Path) {
 }
 
 /// Mount points of this mount namespace (our temporary paths need no unescaping).
-fn mount_points() -> Vec<PathBuf> {
+pub fn mount_points() -> Vec<PathBuf> {
     fs::read_to_string("/proc/self/mountinfo")
         .unwrap_or_default()
         .lines()

@@ -1,7 +1,7 @@
-//! LiteFS support against real parts: OFD locks on real files, and SQLite through a real
-//! two-node LiteFS cluster on FUSE (see `support/litefs.rs`).
+//! LiteFS support against real parts: OFD locks on real files, SQLite through a real two-node
+//! LiteFS cluster on FUSE (`caje_testkit::litefs`), and caje nodes on that cluster (`nodes.rs`).
 
-mod support;
+mod nodes;
 
 use std::fs::File;
 use std::future::Future;
@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 use caje::litefs::{
     Database, Error, HALT_BYTE, Halt, HaltStep, Lag, LitefsConfig, Role, fetch_info, lock_path,
 };
+use caje_testkit::litefs::{Cluster, wait_until};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, fcntl};
 use nix::libc;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode};
 use sqlx::{Connection, SqliteConnection};
-use support::litefs::{Cluster, wait_until};
 
 /// Bound on anything that waits for replication or for LiteFS to change state.
 const SETTLE: Duration = Duration::from_secs(30);
