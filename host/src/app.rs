@@ -47,7 +47,9 @@ impl Node {
         };
         let policies = start_policies(config).await?;
         let proxy = Arc::new(
-            Proxy::new(config, cache, manifest, policies).map_err(anyhow::Error::msg)?.with_litefs(litefs),
+            Proxy::new(config, cache, manifest, policies)
+                .map_err(anyhow::Error::msg)?
+                .with_litefs(litefs),
         );
         let listener = TcpListener::bind(config.listen).await.with_context(|| {
             format!(
