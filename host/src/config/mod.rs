@@ -219,6 +219,7 @@ struct RawConfig {
     manifest: ManifestConfig,
     #[serde(default)]
     policies: PolicyConfig,
+    #[serde(default)]
     litefs: LitefsConfig,
 }
 
