@@ -1,14 +1,17 @@
-//! Starting a node from its config: logging, cache, proxy, listener and signal-driven shutdown.
-//! `caje serve` is this module; tests start nodes through it too.
+//! Starting a node from its config: logging, cache, proxy, admin API, listeners and
+//! signal-driven shutdown. `caje serve` is this module; tests start nodes through it too.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
+use http::Request;
+use hyper::body::Incoming;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::admin::{self, Admin};
 use crate::cache::Cache;
 use crate::config::{Config, LogConfig, LogFormat};
 use crate::litefs;
@@ -20,10 +23,13 @@ const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs
 
 /// A running node.
 pub struct Node {
+    /// The proxy listener's address.
     pub addr: SocketAddr,
+    /// The admin API's own listener, when `[admin] listen` is set.
+    pub admin_addr: Option<SocketAddr>,
     pub proxy: Arc<Proxy>,
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl Node {
@@ -51,22 +57,57 @@ impl Node {
                 .map_err(anyhow::Error::msg)?
                 .with_litefs(litefs),
         );
-        let listener = TcpListener::bind(config.listen).await.with_context(|| {
-            format!(
-                "cannot listen on {} (is another process using it?)",
-                config.listen
-            )
-        })?;
+        let admin = if config.admin.enabled {
+            Some(Arc::new(Admin::new(config, proxy.clone())?))
+        } else {
+            tracing::info!("[admin] enabled = false: /_caje paths answer 404");
+            None
+        };
+        let listener = bind(config.listen, "listen").await?;
         let addr = listener.local_addr()?;
-        let (stop, mut stopped) = watch::channel(false);
-        let server_config = config.server.clone();
+        let admin_listener = match (&admin, config.admin.listen) {
+            (Some(_), Some(admin_addr)) => Some(bind(admin_addr, "admin.listen").await?),
+            _ => None,
+        };
+        let admin_addr = admin_listener
+            .as_ref()
+            .map(TcpListener::local_addr)
+            .transpose()?;
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        // On the proxy listener `/_caje` paths go to the admin API, unless it has a listener of
+        // its own: then they answer 404 there, and never reach the cache or the origin.
+        let admin_here = admin.clone().filter(|_| admin_addr.is_none());
         let serving = proxy.clone();
-        let task = tokio::spawn(async move {
-            let shutdown = async move {
-                let _ = stopped.wait_for(|stop| *stop).await;
+        let front = move |request: Request<Incoming>, client: SocketAddr| {
+            let proxy = serving.clone();
+            let admin = admin_here.clone();
+            async move {
+                if !admin::owns(request.uri().path()) {
+                    proxy.handle(request, client).await
+                } else if let Some(admin) = admin {
+                    admin.handle(request, client).await
+                } else {
+                    admin::not_served_here()
+                }
+            }
+        };
+        tasks.push(spawn_server(listener, front, config, &stopped));
+        if let (Some(listener), Some(admin)) = (admin_listener, &admin) {
+            let admin = admin.clone();
+            let handler = move |request: Request<Incoming>, client: SocketAddr| {
+                let admin = admin.clone();
+                async move { admin.handle(request, client).await }
             };
-            proxy::serve(listener, serving, &server_config, shutdown).await;
-        });
+            tasks.push(spawn_server(listener, handler, config, &stopped));
+        }
+        if let Some(admin) = &admin {
+            let served_on = admin_addr.map_or_else(
+                || format!("the proxy listener {addr}"),
+                |admin_addr| format!("its own listener {admin_addr}"),
+            );
+            admin.log_start(&served_on);
+        }
         tracing::info!(listen = %addr, origin = %config.default_origin, cache_dir = %config.cache_dir.display(), "caje is serving");
         if proxy.accepts_any_host() {
             tracing::warn!(
@@ -75,9 +116,10 @@ impl Node {
         }
         Ok(Node {
             addr,
+            admin_addr,
             proxy,
             stop,
-            task,
+            tasks,
         })
     }
 
@@ -86,7 +128,9 @@ impl Node {
     /// keep the process alive).
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        let _ = self.task.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
         if let Some(manifest) = self.proxy.manifest() {
             match tokio::time::timeout(MANIFEST_FLUSH_LIMIT, manifest.flush()).await {
                 Ok(Ok(())) => {}
@@ -140,6 +184,33 @@ async fn open_manifest(
         }
     };
     Ok(Manifest::open_with(&config.database, &config.manifest, options).await?)
+}
+
+async fn bind(addr: SocketAddr, key: &str) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr} ({key}; is another process using it?)"))
+}
+
+/// Serves `handler` on `listener` until `stopped` says stop.
+fn spawn_server<H, F>(
+    listener: TcpListener,
+    handler: H,
+    config: &Config,
+    stopped: &watch::Receiver<bool>,
+) -> JoinHandle<()>
+where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: std::future::Future<Output = admin::Reply> + Send + 'static,
+{
+    let server_config = config.server.clone();
+    let mut stopped = stopped.clone();
+    tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stop| *stop).await;
+        };
+        proxy::serve(listener, handler, &server_config, shutdown).await;
+    })
 }
 
 /// `caje serve`: runs until SIGINT or SIGTERM.

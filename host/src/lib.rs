@@ -3,8 +3,10 @@
 //! The request's life is a one-way sequence of phases, each owned by one module:
 //! `config` → `proxy` (canonicalize, `policy` routes) → `cache` (lookup, store) → origin →
 //! `policy` (cacheability, TTL) → response, with `manifest` recording what was stored, off the
-//! response path.
+//! response path. `admin` answers `/_caje/*` before the proxy sees a request; `populate` warms a
+//! node from the manifest.
 
+pub mod admin;
 pub mod app;
 pub mod cache;
 pub mod config;
@@ -12,4 +14,5 @@ pub mod demo_origin;
 pub mod litefs;
 pub mod manifest;
 pub mod policy;
+pub mod populate;
 pub mod proxy;

@@ -5,7 +5,6 @@ use std::collections::BTreeSet;
 use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -14,6 +13,7 @@ use caje::manifest::{
     GatePass, JournalMode, ListOrder, ListQuery, Manifest, ManifestConfig, ManifestError,
     ManifestRecord, ManifestRow, OpenOptions, PurgedRow, SchemaMode, Selector, WriteGate,
 };
+use caje_testkit::Immutable;
 use futures_util::future::BoxFuture;
 use sqlx::{Connection, SqliteConnection};
 use tempfile::TempDir;
@@ -538,41 +538,6 @@ async fn an_upsert_replaces_the_tags() {
     assert_eq!(
         manifest.keys(&Selector::Tag("c".into())).await.unwrap(),
         ["k"]
-    );
-}
-
-/// Makes paths immutable (`chattr +i`), which refuses writes even to root and even through
-/// descriptors opened before; undone on drop.
-struct Immutable(Vec<PathBuf>);
-
-impl Immutable {
-    fn set(paths: &[&Path]) -> Immutable {
-        for path in paths {
-            chattr("+i", path);
-        }
-        Immutable(paths.iter().map(|p| p.to_path_buf()).collect())
-    }
-}
-
-impl Drop for Immutable {
-    fn drop(&mut self) {
-        for path in &self.0 {
-            chattr("-i", path);
-        }
-    }
-}
-
-fn chattr(flag: &str, path: &Path) {
-    let status = Command::new("chattr")
-        .arg(flag)
-        .arg(path)
-        .status()
-        .expect("run chattr (Debian package e2fsprogs)");
-    assert!(
-        status.success(),
-        "chattr {flag} {} failed: this test needs root and a file system with immutable files \
-         (ext4, xfs, btrfs) under the temp dir",
-        path.display()
     );
 }
 

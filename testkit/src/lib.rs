@@ -1,7 +1,10 @@
 //! Test harness for caje's integration tests: real nodes on temp dirs and loopback ports, real
-//! origins with request counters, a small HTTP/1.1 + h2c client, and a real LiteFS cluster.
+//! origins with request counters, a small HTTP/1.1 + h2c client, a real LiteFS cluster, and
+//! headless Chromium.
 
+pub mod browser;
 pub mod client;
+pub mod immutable;
 pub mod litefs;
 pub mod node;
 pub mod origin;
@@ -9,6 +12,7 @@ pub mod origin;
 use std::time::{Duration, Instant};
 
 pub use client::{Reply, get, get_h2, get_with, open, send};
+pub use immutable::Immutable;
 pub use node::TestNode;
 pub use origin::{TestOrigin, respond};
 

@@ -16,7 +16,8 @@ usage: cargo xtask <task> [args]
 tasks:
   demo            build caje and run it on caje.toml in front of the bundled demo origin
   test            install what a fresh machine lacks, then run every check and test (what CI runs)
-  bench [ARGS]    release build + wrk against caje, nginx proxy_cache and Varnish (bench/bench.sh ARGS)
+  bench [ARGS]    release build + wrk against caje, nginx proxy_cache and Varnish (bench/bench.sh ARGS);
+                  --variant NAME=TOML adds a caje with TOML appended to its config, measured alongside
   policies        build the policies/ workspace to wasm components and list them
 ";
 

@@ -1,5 +1,6 @@
-//! What a fresh machine lacks for the tests: FUSE and Chromium from Debian. (The wasm target is
-//! added by the policies build, LiteFS is built by the tests that need it.)
+//! What a fresh machine lacks for the tests: FUSE, Chromium (the dashboard test drives it over
+//! the DevTools protocol pipe: nothing else to install) and chattr from Debian. (The wasm target
+//! is added by the policies build, LiteFS is built by the tests that need it.)
 //! Installs each only when missing; apt needs root (CI and this project's machines run as root).
 
 use std::path::Path;
@@ -7,7 +8,11 @@ use std::path::Path;
 use crate::run::{available, cmd};
 
 /// Debian packages the tests use, with the command that shows each is installed.
-const APT_PACKAGES: [(&str, &str); 2] = [("fuse3", "fusermount3"), ("chromium", "chromium")];
+const APT_PACKAGES: [(&str, &str); 3] = [
+    ("fuse3", "fusermount3"),
+    ("chromium", "chromium"),
+    ("e2fsprogs", "chattr"),
+];
 
 pub fn install(root: &Path) -> anyhow::Result<()> {
     let missing: Vec<&str> = APT_PACKAGES

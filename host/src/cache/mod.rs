@@ -12,6 +12,7 @@ mod stored;
 
 use std::fs::File;
 use std::io;
+use std::ops::ControlFlow;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -32,6 +33,15 @@ use memory::{MemoryIndex, Slot};
 pub use storable::{NotStorable, check as check_storable, persisted_request, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
+
+/// One page of [`Cache::scan`].
+#[derive(Debug, Default)]
+pub struct DiskPage {
+    pub entries: Vec<EntrySummary>,
+    /// The last key examined, to pass as `after` for the next page; `None` once the walk
+    /// reached the end of the store.
+    pub last: Option<Key>,
+}
 
 /// A handle to this node's cache; cheap to clone.
 #[derive(Clone)]
@@ -260,26 +270,68 @@ impl Cache {
         self.inner.store.path(key).exists()
     }
 
-    /// Every stored response on this node's disk (reads heads only).
-    pub fn entries(&self) -> io::Result<Vec<EntrySummary>> {
+    /// Removes one key's file (a tag purge removes exactly the tagged variants). Returns whether
+    /// a file went.
+    pub fn remove(&self, key: &Key) -> io::Result<bool> {
+        self.inner.memory.remove(key);
+        self.inner.store.remove(key)
+    }
+
+    /// The keys of every file this node holds for a canonical URL (variants and vary record included).
+    pub fn keys_of_url(&self, url: &str) -> io::Result<Vec<Key>> {
+        self.inner.store.keys_of_url(&url_digest(url))
+    }
+
+    /// Makes a stored response stale now (a soft purge): its timeline is rewritten through
+    /// [`update_head`](Self::update_head), keeping the lengths of its stale windows, so the next
+    /// request revalidates it. Returns whether the key holds a response (vary records do not).
+    pub async fn expire(&self, key: &Key, now: SystemTime) -> io::Result<bool> {
+        let Some(Slot::Entry(entry)) = self.slot(key).await else {
+            return Ok(false);
+        };
+        let mut head = entry.head.clone();
+        head.timeline.expire(now);
+        if head.timeline != entry.head.timeline {
+            self.update_head(&entry, head)?;
+        }
+        Ok(true)
+    }
+
+    /// Up to `max_files` of this node's entries in key order, starting after `after` (reads
+    /// heads only, never bodies).
+    pub fn scan(&self, after: Option<&Key>, max_files: usize) -> io::Result<DiskPage> {
         let now = SystemTime::now();
-        let mut summaries = Vec::new();
         let store = &self.inner.store;
-        store.walk(false, |key, _| {
-            if let Ok(Some(Loaded::Entry(entry))) = store.load(&key, 0) {
-                summaries.push(EntrySummary {
-                    key: key.to_string(),
-                    url: entry.head.url.clone(),
-                    origin: entry.head.origin.clone(),
-                    status: entry.head.status,
-                    size: entry.head.body_len,
-                    stored_at: entry.head.timeline.stored_at,
-                    ttl_left: entry.head.timeline.ttl_left(now),
-                    tags: entry.head.tags.clone(),
-                });
+        let mut page = DiskPage::default();
+        let mut scanned = 0;
+        let mut failure = None;
+        store.walk_after(after, false, |key, _| {
+            if scanned == max_files {
+                return ControlFlow::Break(());
             }
+            scanned += 1;
+            match store.load_head(&key) {
+                Ok(Some(Record::Response(head))) => page.entries.push(EntrySummary {
+                    key: key.to_string(),
+                    url: head.url,
+                    origin: head.origin,
+                    status: head.status,
+                    size: head.body_len,
+                    stored_at: head.timeline.stored_at,
+                    ttl_left: head.timeline.ttl_left(now),
+                    tags: head.tags,
+                }),
+                Ok(_) => {}
+                Err(err) => failure = Some(err),
+            }
+            page.last = Some(key);
+            ControlFlow::Continue(())
         })?;
-        Ok(summaries)
+        if scanned < max_files {
+            // The walk reached the end of the store.
+            page.last = None;
+        }
+        failure.map_or(Ok(page), Err)
     }
 
     /// Removes every entry on this node. Returns how many files went.

@@ -3,6 +3,7 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io;
+use std::ops::ControlFlow;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -119,28 +120,51 @@ impl DiskStore {
 
     /// Removes every file of one URL (all policy components and variants). Returns how many went.
     pub fn remove_url(&self, url_digest: &str) -> io::Result<usize> {
-        let shard = self.root.join(&url_digest[0..2]).join(&url_digest[2..4]);
-        let dir = match fs::read_dir(&shard) {
-            Ok(dir) => dir,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(0),
-            Err(err) => return Err(err),
-        };
         let mut removed = 0;
-        for item in dir {
-            let item = item?;
-            if item
-                .file_name()
-                .to_str()
-                .is_some_and(|name| name.starts_with(url_digest))
-            {
-                match fs::remove_file(item.path()) {
-                    Ok(()) => removed += 1,
-                    Err(err) if err.kind() == io::ErrorKind::NotFound => {}
-                    Err(err) => return Err(err),
-                }
+        for key in self.keys_of_url(url_digest)? {
+            if self.remove(&key)? {
+                removed += 1;
             }
         }
         Ok(removed)
+    }
+
+    /// The keys of every file of one URL (all policy components and variants, and its vary record).
+    pub fn keys_of_url(&self, url_digest: &str) -> io::Result<Vec<Key>> {
+        let shard = self.root.join(&url_digest[0..2]).join(&url_digest[2..4]);
+        let dir = match fs::read_dir(&shard) {
+            Ok(dir) => dir,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(err) => return Err(err),
+        };
+        let mut keys = Vec::new();
+        for item in dir {
+            let item = item?;
+            if let Some(key) = item
+                .file_name()
+                .to_str()
+                .filter(|name| name.starts_with(url_digest))
+                .and_then(Key::from_file_name)
+            {
+                keys.push(key);
+            }
+        }
+        Ok(keys)
+    }
+
+    /// Reads a key's head without its body (for listings): `Ok(None)` when the file is missing
+    /// or is not a readable entry. Serving still verifies the whole file through [`load`](Self::load).
+    pub fn load_head(&self, key: &Key) -> io::Result<Option<Record>> {
+        let file = match File::open(self.path(key)) {
+            Ok(file) => file,
+            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(err) => return Err(err),
+        };
+        match read_record(&file) {
+            Ok((record, _)) => Ok(Some(record)),
+            Err(LoadError::Io(err)) => Err(err),
+            Err(LoadError::Entry(_)) => Ok(None),
+        }
     }
 
     pub fn remove(&self, key: &Key) -> io::Result<bool> {
@@ -154,24 +178,54 @@ impl DiskStore {
     /// Calls `visit` with the key of every entry file; with `sweep_temp`, removes temp files that
     /// earlier instances (a crash, a kill) left behind.
     pub fn walk(&self, sweep_temp: bool, mut visit: impl FnMut(Key, &Path)) -> io::Result<()> {
+        self.walk_after(None, sweep_temp, |key, path| {
+            visit(key, path);
+            ControlFlow::Continue(())
+        })
+    }
+
+    /// Like [`walk`](Self::walk), in key order, starting after `after` and stopping when `visit`
+    /// breaks. Keys sort by their URL digest, whose first four hex digits name the shard
+    /// directories, so whole directories before `after` are skipped without being read.
+    pub fn walk_after(
+        &self,
+        after: Option<&Key>,
+        sweep_temp: bool,
+        mut visit: impl FnMut(Key, &Path) -> ControlFlow<()>,
+    ) -> io::Result<()> {
+        let after = after.map_or("", Key::as_str);
+        // A directory is skipped when its name sorts before the same number of `after`'s digits.
+        let before = |name: &str| name < &after[..name.len().min(after.len())];
         for level1 in read_dir_sorted(&self.root)? {
+            let name1 = file_name(&level1);
+            if before(name1) {
+                continue;
+            }
             for level2 in read_dir_sorted(&level1)? {
+                if before(&format!("{name1}{}", file_name(&level2))) {
+                    continue;
+                }
                 for file in read_dir_sorted(&level2)? {
-                    let Some(name) = file.file_name().and_then(|n| n.to_str()) else {
-                        continue;
-                    };
+                    let name = file_name(&file);
                     if name.starts_with(TEMP_PREFIX) {
                         if sweep_temp && !name.contains(&self.instance) {
                             let _ = fs::remove_file(&file);
                         }
-                    } else if let Some(key) = Key::from_file_name(name) {
-                        visit(key, &file);
+                    } else if name > after
+                        && let Some(key) = Key::from_file_name(name)
+                        && visit(key, &file).is_break()
+                    {
+                        return Ok(());
                     }
                 }
             }
         }
         Ok(())
     }
+}
+
+fn file_name(path: &Path) -> &str {
+    path.file_name().and_then(|n| n.to_str()).unwrap_or("")
 }
 
 fn read_dir_sorted(dir: &Path) -> io::Result<Vec<PathBuf>> {
@@ -218,22 +272,8 @@ fn read_verified(
     file: &File,
     memory_max_object: u64,
 ) -> Result<Loaded, LoadError> {
-    let meta = file.metadata()?;
-    let len = meta.len();
-    let mut magic = [0u8; MAGIC.len()];
-    file.read_exact_at(&mut magic, 0)?;
-    if &magic != MAGIC {
-        return Err(EntryError::Foreign.into());
-    }
-    if len < entry::OVERHEAD {
-        return Err(EntryError::Truncated.into());
-    }
-    let mut trailer = [0u8; TRAILER_LEN as usize];
-    file.read_exact_at(&mut trailer, len - TRAILER_LEN)?;
-    let (head_start, head_len, checksum) = entry::parse_trailer(len, &trailer)?;
-    let mut head = vec![0u8; head_len as usize];
-    file.read_exact_at(&mut head, head_start)?;
-    let head = match entry::decode_head(&head, checksum)? {
+    let (record, head_start) = read_record(file)?;
+    let head = match record {
         Record::Vary(names) => return Ok(Loaded::Vary(names)),
         Record::Response(head) => *head,
     };
@@ -254,7 +294,7 @@ fn read_verified(
         StoredBody::File {
             path: path.to_owned(),
             offset: body_offset,
-            stamp: FileStamp::of(&meta),
+            stamp: FileStamp::of(&file.metadata()?),
         }
     };
     Ok(Loaded::Entry(Box::new(Entry {
@@ -263,6 +303,25 @@ fn read_verified(
         headers,
         body,
     })))
+}
+
+/// Reads and checks magic, trailer and head; returns the record and where the head starts.
+fn read_record(file: &File) -> Result<(Record, u64), LoadError> {
+    let len = file.metadata()?.len();
+    let mut magic = [0u8; MAGIC.len()];
+    file.read_exact_at(&mut magic, 0)?;
+    if &magic != MAGIC {
+        return Err(EntryError::Foreign.into());
+    }
+    if len < entry::OVERHEAD {
+        return Err(EntryError::Truncated.into());
+    }
+    let mut trailer = [0u8; TRAILER_LEN as usize];
+    file.read_exact_at(&mut trailer, len - TRAILER_LEN)?;
+    let (head_start, head_len, checksum) = entry::parse_trailer(len, &trailer)?;
+    let mut head = vec![0u8; head_len as usize];
+    file.read_exact_at(&mut head, head_start)?;
+    Ok((entry::decode_head(&head, checksum)?, head_start))
 }
 
 fn verify_streaming(file: &File, offset: u64, len: u64, expected: u64) -> Result<(), LoadError> {

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 pub use error::ConfigError;
 
+use crate::admin::AdminConfig;
 use crate::litefs::LitefsConfig;
 use crate::manifest::ManifestConfig;
 use crate::policy::PolicyConfig;
@@ -38,6 +39,7 @@ pub struct Config {
     pub manifest: ManifestConfig,
     pub policies: PolicyConfig,
     pub litefs: LitefsConfig,
+    pub admin: AdminConfig,
 }
 
 /// One `[origins.<name>]` table.
@@ -221,6 +223,8 @@ struct RawConfig {
     policies: PolicyConfig,
     #[serde(default)]
     litefs: LitefsConfig,
+    #[serde(default)]
+    admin: AdminConfig,
 }
 
 impl Config {
@@ -290,6 +294,18 @@ impl Config {
                 "see [manifest] in the configuration reference",
             )
         })?;
+        raw.admin.validate(raw.listen).map_err(|err| {
+            ConfigError::keyed(
+                path,
+                "admin.listen",
+                &err,
+                "see [admin] in the configuration reference",
+            )
+        })?;
+        let admin = AdminConfig {
+            token_file: raw.admin.token_file.map(|file| base.join(file)),
+            ..raw.admin
+        };
         Ok(Config {
             listen: raw.listen,
             cache_dir: base.join(raw.cache_dir),
@@ -303,6 +319,7 @@ impl Config {
             manifest: raw.manifest,
             policies,
             litefs: raw.litefs,
+            admin,
         })
     }
 }
@@ -337,6 +354,12 @@ connect_timeout = "2s"
         );
         assert_eq!(config.origins["demo"].read_timeout, Duration::from_secs(30));
         assert_eq!(config.cache.memory_size, ByteSize(16 << 20));
+        let with_admin = format!("{GOOD}\n[admin]\ntoken_file = \"secrets/admin\"\n");
+        let config = Config::parse(&with_admin, Path::new("/etc/caje/caje.toml")).unwrap();
+        assert_eq!(
+            config.admin.token_file.as_deref(),
+            Some(Path::new("/etc/caje/secrets/admin"))
+        );
     }
 
     #[test]
@@ -381,6 +404,10 @@ connect_timeout = "2s"
             "{GOOD}\n[cache]\nmemory_size = \"1MiB\"\nmemory_max_object = \"2MiB\"\n"
         ));
         assert_eq!(err.key.as_deref(), Some("cache.memory_max_object"));
+        let err = error(&format!("{GOOD}\n[admin]\nlisten = \"127.0.0.1:8080\"\n"));
+        assert_eq!(err.key.as_deref(), Some("admin.listen"));
+        let err = error(&format!("{GOOD}\n[admin]\ntoken = \"x\"\n"));
+        assert_eq!(err.key.as_deref(), Some("admin.token"));
     }
 
     #[test]

@@ -63,6 +63,7 @@ mod stats;
 mod store;
 mod writer;
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -78,6 +79,8 @@ pub use open::{OpenOptions, SchemaMode};
 pub use query::{ListOrder, ListQuery, Page, Selector};
 pub use record::{ManifestRecord, ManifestRow, PurgeLogEntry, PurgedRow};
 pub use stats::WriterStats;
+
+pub(crate) use node::node_name;
 
 use inbox::Inbox;
 use writer::{Command, Writer};
@@ -211,6 +214,11 @@ impl Manifest {
     /// Deletes every row (logged as a purge of everything); returns how many.
     pub async fn clear(&self) -> Result<u64, ManifestError> {
         self.ask(|reply| Command::Clear { reply }).await
+    }
+
+    /// Which of `keys` have a row (stale or not): one query for a whole page of keys.
+    pub async fn existing_keys(&self, keys: &[String]) -> Result<HashSet<String>, ManifestError> {
+        read::existing_keys(&self.readers(), keys).await
     }
 
     /// The change counter: it grows with every committed write transaction.

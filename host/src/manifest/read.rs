@@ -1,6 +1,8 @@
 //! The look-ups: get, list with keyset paging, keys by selector, the change counter and the
 //! purge log. They run on the read pool and never wait for the writer's queue.
 
+use std::collections::HashSet;
+
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
 use super::query::{Cursor, push_prefix, push_selector};
@@ -140,6 +142,21 @@ pub(crate) async fn keys(
         .fetch_all(pool)
         .await
         .map_err(ManifestError::sql("key look-up"))
+}
+
+pub(crate) async fn existing_keys(
+    pool: &SqlitePool,
+    keys: &[String],
+) -> Result<HashSet<String>, ManifestError> {
+    let keys = serde_json::to_string(keys).unwrap_or_else(|_| "[]".to_owned());
+    let found: Vec<String> = sqlx::query_scalar(
+        "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?1))",
+    )
+    .bind(keys)
+    .fetch_all(pool)
+    .await
+    .map_err(ManifestError::sql("key look-up"))?;
+    Ok(found.into_iter().collect())
 }
 
 pub(crate) async fn change_seq(pool: &SqlitePool) -> Result<u64, ManifestError> {

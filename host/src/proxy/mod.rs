@@ -11,6 +11,7 @@ mod respond;
 mod route;
 mod server;
 mod service;
+mod warm;
 
 use std::sync::Arc;
 
@@ -20,6 +21,7 @@ pub use body::Body;
 pub use canonical::{BadRequest, CanonicalRequest};
 pub use origin::{OriginError, Origins};
 pub use server::serve;
+pub use warm::Warmed;
 
 use crate::cache::Cache;
 use crate::config::Config;

@@ -1,30 +1,36 @@
-//! The listener: accepts connections (HTTP/1.1 and h2c), applies the configured limits, and
+//! A listener: accepts connections (HTTP/1.1 and h2c), applies the configured limits, and
 //! shuts down gracefully: stop accepting, let in-flight requests finish within the grace period.
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::sync::Arc;
+use std::net::SocketAddr;
 use std::time::Duration;
 
+use http::{Request, Response};
+use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
-use super::Proxy;
+use super::Body;
 use crate::config::ServerConfig;
 
 /// hyper refuses read buffers below 8 KiB.
 const MIN_BUFFER: usize = 8192;
 
-/// Serves `proxy` on `listener` until `shutdown` resolves, then drains connections.
-pub async fn serve(
+/// Serves `handler` (usually [`Proxy::handle`](super::Proxy::handle), behind the admin routing) on `listener` until
+/// `shutdown` resolves, then drains connections.
+pub async fn serve<H, F>(
     listener: TcpListener,
-    proxy: Arc<Proxy>,
+    handler: H,
     config: &ServerConfig,
     shutdown: impl Future<Output = ()>,
-) {
+) where
+    H: Fn(Request<Incoming>, SocketAddr) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Body>> + Send + 'static,
+{
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -51,10 +57,10 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let proxy = proxy.clone();
+                let handler = handler.clone();
                 let service = service_fn(move |request| {
-                    let proxy = proxy.clone();
-                    async move { Ok::<_, Infallible>(proxy.handle(request, peer).await) }
+                    let answer = handler(request, peer);
+                    async move { Ok::<_, Infallible>(answer.await) }
                 });
                 let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
                 tokio::spawn(async move {

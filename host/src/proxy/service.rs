@@ -53,7 +53,11 @@ impl Proxy {
         response
     }
 
-    async fn lookup(self: &Arc<Self>, request: &CanonicalRequest, route: &Route) -> Response<Body> {
+    pub(super) async fn lookup(
+        self: &Arc<Self>,
+        request: &CanonicalRequest,
+        route: &Route,
+    ) -> Response<Body> {
         let now = SystemTime::now();
         let authorized = request.headers.contains_key(header::AUTHORIZATION);
         let stored = self.cache.lookup(&route.key, &request.headers).await;

@@ -1,0 +1,61 @@
+//! `POST /_caje/populate`: one synchronous pass of [`crate::populate`] over the manifest, with
+//! an optional URL prefix and fetch limit; answers with the pass's report.
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde::Deserialize;
+
+use super::Admin;
+use super::reply::{self, Reply};
+use super::target;
+use crate::populate::{self, Pass};
+
+const EXAMPLE: &str = r#"{} or {"prefix": "http://example.com/blog/", "limit": 100}"#;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PopulateRequest {
+    prefix: Option<String>,
+    /// Most origin fetches in this pass.
+    limit: Option<u64>,
+}
+
+pub(super) async fn populate(admin: &Admin, body: Incoming) -> Reply {
+    let request: PopulateRequest = match reply::read_json(body, EXAMPLE).await {
+        Ok(request) => request,
+        Err(answer) => return answer,
+    };
+    let prefix = match request
+        .prefix
+        .as_deref()
+        .map(target::canonical_prefix)
+        .transpose()
+    {
+        Ok(prefix) => prefix,
+        Err(err) => return reply::error(StatusCode::BAD_REQUEST, &err, &format!("send {EXAMPLE}")),
+    };
+    let Some(manifest) = admin.proxy.manifest() else {
+        return reply::error(
+            StatusCode::CONFLICT,
+            "the manifest is disabled on this node, so there is nothing to populate from",
+            "set [manifest] enabled = true",
+        );
+    };
+    let pass = Pass {
+        prefix,
+        max_fetches: request.limit,
+    };
+    let report = populate::run_pass(&admin.proxy, manifest, &pass).await;
+    tracing::info!(
+        fetched = report.fetched,
+        present = report.present,
+        failed = report.failed,
+        "admin populate pass finished"
+    );
+    let status = if report.error.is_some() {
+        StatusCode::INTERNAL_SERVER_ERROR
+    } else {
+        StatusCode::OK
+    };
+    reply::json(status, &report)
+}

@@ -1,0 +1,325 @@
+//! `POST /_caje/purge`: drops pages by URL, URL prefix or tag from both sides, the shared
+//! manifest and this node's files, or (`"soft": true`) marks them stale so the next request
+//! revalidates. The answer says what each side did; a side that failed is named, never hidden.
+//!
+//! The manifest goes first: its purge returns exactly the rows it touched, which name the files
+//! to remove for a prefix or tag. A URL names its files itself, so a URL purge still reaches
+//! this node's files when the manifest fails. A prefix or tag purge with the manifest disabled
+//! reads the head of every file on this node to find its pages. Status: 200 when every side
+//! did its part (also when nothing matched: the counts are zero), 207 when one side failed and
+//! the other did its part, 500 when nothing could be done.
+
+use std::collections::BTreeSet;
+use std::time::SystemTime;
+
+use http::StatusCode;
+use hyper::body::Incoming;
+use serde::{Deserialize, Serialize};
+
+use super::Admin;
+use super::reply::{self, Reply};
+use super::target;
+use crate::cache::{Cache, Key};
+use crate::manifest::{PurgedRow, Selector};
+
+const EXAMPLE: &str = r#"{"url": "http://example.com/page"}, {"prefix": "http://example.com/blog/", "soft": true} or {"tag": "product-42"}"#;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PurgeRequest {
+    url: Option<String>,
+    prefix: Option<String>,
+    tag: Option<String>,
+    #[serde(default)]
+    soft: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct PurgeAnswer {
+    /// What was purged, in the canonical form the cache keys it by.
+    selector: SelectorJson,
+    soft: bool,
+    manifest: ManifestSide,
+    files: FilesSide,
+}
+
+#[derive(Debug, Serialize)]
+struct SelectorJson {
+    kind: &'static str,
+    value: String,
+}
+
+/// The shared manifest's part.
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum ManifestSide {
+    /// `rows` deleted (or marked stale).
+    Done {
+        rows: usize,
+    },
+    Failed {
+        error: String,
+        hint: &'static str,
+    },
+    /// `[manifest] enabled = false` on this node.
+    Disabled,
+}
+
+/// This node's part: files removed (or made stale).
+#[derive(Debug, Serialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+enum FilesSide {
+    Done {
+        files: usize,
+    },
+    /// Some files could not be handled; `files` were.
+    Failed {
+        files: usize,
+        failed: usize,
+        error: String,
+    },
+    NotAttempted {
+        reason: String,
+    },
+}
+
+pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
+    let request: PurgeRequest = match reply::read_json(body, EXAMPLE).await {
+        Ok(request) => request,
+        Err(answer) => return answer,
+    };
+    let soft = request.soft;
+    let selector = match request.selector() {
+        Ok(selector) => selector,
+        Err(err) => {
+            return reply::error(
+                StatusCode::BAD_REQUEST,
+                &err,
+                &format!("send exactly one of url, prefix or tag, e.g. {EXAMPLE}"),
+            );
+        }
+    };
+    let manifest_result = match admin.proxy.manifest() {
+        Some(manifest) => Some(manifest.purge(&selector, soft).await),
+        None => None,
+    };
+    let cache = admin.proxy.cache();
+    let files = match (&selector, &manifest_result) {
+        (Selector::Url(url), _) => {
+            let urls = BTreeSet::from([url.clone()]);
+            purge_files(cache, Targets::Urls(urls), soft).await
+        }
+        (_, Some(Ok(rows))) => purge_files(cache, targets_of(&selector, rows), soft).await,
+        (_, Some(Err(_))) => FilesSide::NotAttempted {
+            reason: "the pages to purge come from the manifest, which failed; nothing was \
+                     removed from this node, retry once the manifest is writable"
+                .into(),
+        },
+        (_, None) => match disk_targets(cache, &selector).await {
+            Ok(targets) => purge_files(cache, targets, soft).await,
+            Err(err) => FilesSide::Failed {
+                files: 0,
+                failed: 0,
+                error: format!("cannot read the cache directory: {err}"),
+            },
+        },
+    };
+    let manifest = match manifest_result {
+        Some(Ok(rows)) => ManifestSide::Done { rows: rows.len() },
+        Some(Err(err)) => ManifestSide::Failed {
+            error: err.to_string(),
+            hint: "the manifest is not writable now (see GET /_caje/health); retry the purge \
+                   once it is",
+        },
+        None => ManifestSide::Disabled,
+    };
+    let manifest_ok = !matches!(manifest, ManifestSide::Failed { .. });
+    let did_something = matches!(manifest, ManifestSide::Done { .. })
+        || matches!(
+            files,
+            FilesSide::Done { .. } | FilesSide::Failed { files: 1.., .. }
+        );
+    let status = match (manifest_ok, &files) {
+        (true, FilesSide::Done { .. }) => StatusCode::OK,
+        _ if did_something => StatusCode::MULTI_STATUS,
+        _ => StatusCode::INTERNAL_SERVER_ERROR,
+    };
+    let (kind, value) = describe(&selector);
+    reply::json(
+        status,
+        &PurgeAnswer {
+            selector: SelectorJson { kind, value },
+            soft,
+            manifest,
+            files,
+        },
+    )
+}
+
+impl PurgeRequest {
+    fn selector(&self) -> Result<Selector, String> {
+        let given = [&self.url, &self.prefix, &self.tag]
+            .iter()
+            .filter(|v| v.is_some())
+            .count();
+        if given != 1 {
+            return Err(format!(
+                "a purge names exactly one of url, prefix or tag; this one names {given}"
+            ));
+        }
+        if let Some(url) = &self.url {
+            return target::canonical_url(url).map(Selector::Url);
+        }
+        if let Some(prefix) = &self.prefix {
+            return target::canonical_prefix(prefix).map(Selector::Prefix);
+        }
+        match self.tag.as_deref().map(str::trim) {
+            Some(tag) if !tag.is_empty() => Ok(Selector::Tag(tag.to_owned())),
+            _ => Err("the tag is empty".into()),
+        }
+    }
+}
+
+fn describe(selector: &Selector) -> (&'static str, String) {
+    match selector {
+        Selector::Key(v) => ("key", v.clone()),
+        Selector::Url(v) => ("url", v.clone()),
+        Selector::Prefix(v) => ("prefix", v.clone()),
+        Selector::Tag(v) => ("tag", v.clone()),
+    }
+}
+
+/// The files a purge reaches on this node.
+enum Targets {
+    /// Every file of each URL (variants and vary record included): a URL or prefix purge
+    /// takes whole URLs.
+    Urls(BTreeSet<String>),
+    /// Exactly these keys (a tag is carried by single variants).
+    Keys(BTreeSet<String>),
+}
+
+fn targets_of(selector: &Selector, rows: &[PurgedRow]) -> Targets {
+    match selector {
+        Selector::Tag(_) | Selector::Key(_) => {
+            Targets::Keys(rows.iter().map(|r| r.key.clone()).collect())
+        }
+        Selector::Url(_) | Selector::Prefix(_) => {
+            Targets::Urls(rows.iter().map(|r| r.url.clone()).collect())
+        }
+    }
+}
+
+/// Without a manifest, the pages of a prefix or tag are found by reading every head on disk.
+async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<Targets> {
+    let cache = cache.clone();
+    let selector = selector.clone();
+    let entries = tokio::task::spawn_blocking(move || cache.scan(None, usize::MAX))
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join)))?
+        .entries;
+    Ok(match &selector {
+        Selector::Prefix(prefix) => Targets::Urls(
+            entries
+                .into_iter()
+                .filter(|e| e.url.starts_with(prefix.as_str()))
+                .map(|e| e.url)
+                .collect(),
+        ),
+        Selector::Tag(tag) => Targets::Keys(
+            entries
+                .into_iter()
+                .filter(|e| e.tags.contains(tag))
+                .map(|e| e.key)
+                .collect(),
+        ),
+        Selector::Url(url) => Targets::Urls(BTreeSet::from([url.clone()])),
+        Selector::Key(key) => Targets::Keys(BTreeSet::from([key.clone()])),
+    })
+}
+
+/// Removes (or, soft, expires) the targets' files, carrying on past failures and counting them.
+async fn purge_files(cache: &Cache, targets: Targets, soft: bool) -> FilesSide {
+    if soft {
+        return expire_all(cache, targets).await;
+    }
+    let cache = cache.clone();
+    tokio::task::spawn_blocking(move || remove_all(&cache, targets))
+        .await
+        .unwrap_or_else(|join| FilesSide::Failed {
+            files: 0,
+            failed: 0,
+            error: join.to_string(),
+        })
+}
+
+fn remove_all(cache: &Cache, targets: Targets) -> FilesSide {
+    let mut tally = Tally::default();
+    match targets {
+        Targets::Urls(urls) => {
+            for url in urls {
+                tally.add(cache.remove_url(&url));
+            }
+        }
+        Targets::Keys(keys) => {
+            for key in keys.iter().filter_map(|k| Key::from_file_name(k)) {
+                tally.add(cache.remove(&key).map(usize::from));
+            }
+        }
+    }
+    tally.side()
+}
+
+async fn expire_all(cache: &Cache, targets: Targets) -> FilesSide {
+    let mut tally = Tally::default();
+    let keys: Vec<Key> = match targets {
+        Targets::Keys(keys) => keys.iter().filter_map(|k| Key::from_file_name(k)).collect(),
+        Targets::Urls(urls) => urls
+            .iter()
+            .filter_map(|url| match cache.keys_of_url(url) {
+                Ok(keys) => Some(keys),
+                Err(err) => {
+                    tally.add(Err(err));
+                    None
+                }
+            })
+            .flatten()
+            .collect(),
+    };
+    for key in keys {
+        let expired = cache.expire(&key, SystemTime::now()).await;
+        tally.add(expired.map(usize::from));
+    }
+    tally.side()
+}
+
+#[derive(Default)]
+struct Tally {
+    files: usize,
+    failed: usize,
+    first_error: Option<std::io::Error>,
+}
+
+impl Tally {
+    fn add(&mut self, result: std::io::Result<usize>) {
+        match result {
+            Ok(n) => self.files += n,
+            Err(err) => {
+                self.failed += 1;
+                self.first_error.get_or_insert(err);
+            }
+        }
+    }
+
+    fn side(self) -> FilesSide {
+        match self.first_error {
+            None => FilesSide::Done { files: self.files },
+            Some(err) => FilesSide::Failed {
+                files: self.files,
+                failed: self.failed,
+                error: format!(
+                    "{err} (check the permissions of cache_dir; the files that failed are still served)"
+                ),
+            },
+        }
+    }
+}
