@@ -35,6 +35,11 @@ pub struct Node {
 impl Node {
     /// Binds the listener and starts serving in the background.
     pub async fn start(config: &Config) -> anyhow::Result<Node> {
+        if config.admin.enabled && config.admin.metrics {
+            // Before anything takes metric handles: the policy modules keep theirs, and a handle
+            // taken before the recorder exists records nowhere.
+            admin::install_metrics();
+        }
         let cache = Cache::open(&config.cache_dir, &config.cache).with_context(|| {
             format!(
                 "cannot open the cache directory {}",

@@ -90,6 +90,26 @@ async function loadHealth() {
   $("manifest-state").title = data.problems.join("\n");
 }
 
+async function loadPolicies() {
+  const { data } = await api("GET", "/_caje/policies");
+  const body = $("policies").tBodies[0];
+  body.replaceChildren();
+  for (const module of data.modules) {
+    const row = document.createElement("tr");
+    row.dataset.file = module.file;
+    cell(row, module.file);
+    cell(row, module.state, module.state === "active" ? "" : "stale");
+    cell(row, module.failure_mode);
+    for (const count of [module.calls, module.traps, module.timeouts, module.invalid_decisions]) {
+      cell(row, String(count), "num");
+    }
+    cell(row, module.loaded_at || "");
+    cell(row, module.error || "", "stale");
+    body.appendChild(row);
+  }
+  $("policies-empty").hidden = data.modules.length > 0;
+}
+
 function cell(row, text, className) {
   const td = document.createElement("td");
   td.textContent = text;
@@ -151,7 +171,7 @@ async function loadEntries(fresh) {
 async function refresh() {
   await loadHealth();
   showAdmin();
-  await loadEntries(true);
+  await Promise.all([loadEntries(true), loadPolicies()]);
 }
 
 async function act(method, path, body) {

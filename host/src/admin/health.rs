@@ -1,5 +1,5 @@
-//! `GET /_caje/health`: whether this node works as it should, and the counters an operator
-//! looks at first. Always 200 while the node answers; `ok` is false and `problems` says why
+//! `GET /_caje/health`: whether this node works as it should (manifest writer, LiteFS role and
+//! lag), and the counters an operator looks at first. Always 200 while the node answers; `ok` is false and `problems` says why
 //! when something is degraded (a failing manifest does not stop the node from serving).
 
 use http::StatusCode;
@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::Admin;
 use super::prometheus::RequestCounts;
 use super::reply::{self, Reply};
+use crate::litefs::{self, Lag, Role};
 use crate::manifest::WriterStats;
 
 #[derive(Serialize)]
@@ -18,7 +19,17 @@ struct Health<'a> {
     version: &'static str,
     uptime_seconds: u64,
     manifest: ManifestHealth,
+    /// `null` unless the manifest is on a LiteFS mount.
+    litefs: Option<LitefsHealth>,
     cache: CacheHealth,
+}
+
+#[derive(Serialize)]
+struct LitefsHealth {
+    /// `primary`, `replica of <host>` or `replica without a primary`; `null` when unknown.
+    role: Option<String>,
+    /// Milliseconds behind the primary; `null` before the first sync or when unknown.
+    lag_ms: Option<u64>,
 }
 
 #[derive(Serialize)]
@@ -37,7 +48,7 @@ struct CacheHealth {
     requests: Option<RequestCounts>,
 }
 
-pub(super) fn health(admin: &Admin) -> Reply {
+pub(super) async fn health(admin: &Admin) -> Reply {
     let manifest = admin.proxy.manifest();
     let writer = manifest.map(|m| m.stats());
     let mut problems = Vec::new();
@@ -47,6 +58,10 @@ pub(super) fn health(admin: &Admin) -> Reply {
              retried): {error}"
         ));
     }
+    let litefs = match admin.proxy.litefs() {
+        Some(database) => Some(litefs_health(database, &mut problems).await),
+        None => None,
+    };
     let health = Health {
         ok: problems.is_empty(),
         problems,
@@ -58,6 +73,7 @@ pub(super) fn health(admin: &Admin) -> Reply {
             path: manifest.map(|m| m.path().display().to_string()),
             writer,
         },
+        litefs,
         cache: CacheHealth {
             fetches_in_flight: admin.proxy.fetches_in_flight(),
             requests: admin
@@ -67,4 +83,38 @@ pub(super) fn health(admin: &Admin) -> Reply {
         },
     };
     reply::json(StatusCode::OK, &health)
+}
+
+/// The node's LiteFS role and lag now; what makes manifest writes fail or reads old is a problem.
+async fn litefs_health(database: &litefs::Database, problems: &mut Vec<String>) -> LitefsHealth {
+    let status = match database.status().await {
+        Ok(status) => status,
+        Err(err) => {
+            problems.push(format!("the LiteFS status cannot be read: {err}"));
+            return LitefsHealth {
+                role: None,
+                lag_ms: None,
+            };
+        }
+    };
+    if status.role == Role::Disconnected {
+        problems.push(
+            "LiteFS: this replica knows no primary; manifest writes fail until one is elected"
+                .into(),
+        );
+    }
+    let lag_ms = match status.lag {
+        Lag::Behind(lag) => Some(u64::try_from(lag.as_millis()).unwrap_or(u64::MAX)),
+        Lag::NotReplicated => {
+            problems.push(
+                "LiteFS: this replica has not finished its first sync; its manifest may be old"
+                    .into(),
+            );
+            None
+        }
+    };
+    LitefsHealth {
+        role: Some(status.role.to_string()),
+        lag_ms,
+    }
 }

@@ -9,6 +9,7 @@ mod config;
 mod dashboard;
 mod health;
 mod list;
+mod policies;
 mod populate;
 mod prometheus;
 mod purge;

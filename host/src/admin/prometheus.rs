@@ -23,6 +23,12 @@ const ORIGIN_SECONDS: [f64; 14] = [
 const BATCH_ROWS: [f64; 11] = [
     1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0, 250.0, 500.0, 1000.0, 5000.0,
 ];
+/// Waiting for and holding the LiteFS HALT lock: from 0.5 ms (the primary, a no-op) to
+/// `halt_timeout`'s default of 15 s and the ~30 s after which the primary drops a HALT.
+const HALT_SECONDS: [f64; 16] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 15.0,
+    30.0,
+];
 /// How often buffered histogram samples are folded into their buckets (bounds their memory).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// The cache verdicts counted in `caje_requests_total{cache}`.
@@ -62,6 +68,9 @@ pub fn install() -> Option<PrometheusHandle> {
 fn builder() -> PrometheusBuilder {
     PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Full("caje_origin_seconds".into()), &ORIGIN_SECONDS)
+        .and_then(|b| {
+            b.set_buckets_for_metric(Matcher::Prefix("caje_litefs_halt_".into()), &HALT_SECONDS)
+        })
         .and_then(|b| {
             b.set_buckets_for_metric(
                 Matcher::Full("caje_manifest_batch_rows".into()),
@@ -130,6 +139,28 @@ fn describe() {
     describe_counter!(
         "caje_manifest_coalesced_total",
         "Manifest records merged with a waiting record of the same key"
+    );
+    describe_counter!(
+        "caje_requests_refused_total",
+        "Requests refused before the cache, by reason (host: no origin serves the Host)"
+    );
+    describe_counter!(
+        "caje_policy_calls_total",
+        "Policy hook calls, by module and hook"
+    );
+    describe_counter!(
+        "caje_policy_failures_total",
+        "Policy hook failures (trap, timeout, invalid decision), by module and kind"
+    );
+    describe_histogram!(
+        "caje_litefs_halt_wait_seconds",
+        Unit::Seconds,
+        "Time a replica waited for the LiteFS HALT lock before a manifest write"
+    );
+    describe_histogram!(
+        "caje_litefs_halt_held_seconds",
+        Unit::Seconds,
+        "Time a manifest write held the LiteFS HALT lock"
     );
     describe_gauge!(
         "caje_manifest_queue_rows",

@@ -9,7 +9,7 @@ use hyper::body::Incoming;
 
 use super::auth::Access;
 use super::reply::{self, Reply};
-use super::{Admin, clear, dashboard, health, list, populate, prometheus, purge};
+use super::{Admin, clear, dashboard, health, list, policies, populate, prometheus, purge};
 
 /// Every admin path starts with this.
 pub const PREFIX: &str = "/_caje";
@@ -34,6 +34,7 @@ enum Endpoint {
     Populate,
     Health,
     Metrics,
+    Policies,
 }
 
 const fn entry(method: Method, path: &'static str, access: Access, endpoint: Endpoint) -> Route {
@@ -45,7 +46,7 @@ const fn entry(method: Method, path: &'static str, access: Access, endpoint: End
     }
 }
 
-static ROUTES: [Route; 9] = [
+static ROUTES: [Route; 10] = [
     entry(Method::GET, "/_caje", Access::Public, Endpoint::ToDashboard),
     entry(Method::GET, "/_caje/", Access::Public, Endpoint::Dashboard),
     entry(Method::GET, "/_caje/list", Access::Token, Endpoint::List),
@@ -73,6 +74,12 @@ static ROUTES: [Route; 9] = [
         "/_caje/health",
         Access::Token,
         Endpoint::Health,
+    ),
+    entry(
+        Method::GET,
+        "/_caje/policies",
+        Access::Token,
+        Endpoint::Policies,
     ),
     entry(
         Method::GET,
@@ -134,8 +141,9 @@ pub(super) async fn dispatch(
         Endpoint::ClearFs => clear::clear_fs(admin, body).await,
         Endpoint::ClearDb => clear::clear_db(admin, body).await,
         Endpoint::Populate => populate::populate(admin, body).await,
-        Endpoint::Health => health::health(admin),
+        Endpoint::Health => health::health(admin).await,
         Endpoint::Metrics => prometheus::scrape(admin),
+        Endpoint::Policies => policies::policies(admin),
     }
 }
 

@@ -42,6 +42,7 @@ async fn the_dashboard_works_in_a_real_browser() {
     };
     let origin = support::origin().await;
     let node = support::start(&origin.url(), "", "node = \"dash-node\"\n").await;
+    support::install_policy(&node, "10-tags.wasm", "tag-by-path").await;
     support::fill(&node, &["/d/1", "/d/2", "/d/p/1", "/d/p/2", "/d/1"]).await;
     let dashboard = node.url("/_caje");
 
@@ -65,6 +66,10 @@ async fn the_dashboard_works_in_a_real_browser() {
         let ratio = b.eval("document.getElementById('hit-ratio').textContent");
         assert!(ratio.as_str().unwrap().ends_with(" %"), "{ratio}");
         assert_eq!(b.eval("document.getElementById('manifest-state').textContent"), json!("ok"));
+        b.wait_until(
+            "the policy table",
+            "document.querySelector('#policies tr[data-file=\"10-tags.wasm\"]')?.cells[1].textContent === 'active'",
+        );
     })
     .await;
 

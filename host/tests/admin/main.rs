@@ -7,5 +7,8 @@ mod listing;
 mod maintenance;
 mod observability;
 mod outage;
+mod policies;
 mod purging;
+#[path = "../support/mod.rs"]
+mod shared;
 mod support;

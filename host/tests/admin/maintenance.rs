@@ -73,7 +73,14 @@ async fn populate_fetches_what_another_node_recorded() {
     support::fill(&first, &["/w/1", "/w/2", "/w/3", "/w/short", "/w/private"]).await;
     // The second node shares the first one's SQLite file and starts with an empty cache.
     let database = first.config.database.clone();
-    let second = support::start_on(&origin.url(), Some(&database), "", "node = \"second\"\n").await;
+    let second = support::start_on(
+        &origin.url(),
+        Some(&database),
+        "",
+        "node = \"second\"\n",
+        "",
+    )
+    .await;
     assert!(second.cache_files().is_empty());
     tokio::time::sleep(Duration::from_millis(1100)).await; // /w/short expires
     let (status, report) = post(&second, "/_caje/populate", "").await;
@@ -119,7 +126,7 @@ async fn populate_takes_a_prefix_and_a_limit_and_refuses_bad_bodies() {
     let first = support::start(&origin.url(), "", "").await;
     support::fill(&first, &["/a/1", "/a/2", "/b/1"]).await;
     let database = first.config.database.clone();
-    let second = support::start_on(&origin.url(), Some(&database), "", "").await;
+    let second = support::start_on(&origin.url(), Some(&database), "", "", "").await;
     let body = json!({ "prefix": first.url("/a/"), "limit": 1 }).to_string();
     let (status, report) = post(&second, "/_caje/populate", &body).await;
     assert_eq!(status, StatusCode::OK, "{report}");

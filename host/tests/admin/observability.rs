@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 
+use caje_testkit::litefs::Cluster;
 use caje_testkit::{TestNode, get};
 use http::StatusCode;
 
@@ -62,11 +63,12 @@ fn parse_exposition(text: &str) -> HashMap<String, f64> {
         if let Some(labels) = labels {
             check_labels(labels, line);
         }
+        // Histograms and summaries add suffixes to their family's name.
         let family = ["_bucket", "_sum", "_count"]
             .iter()
             .find_map(|suffix| {
                 name.strip_suffix(suffix)
-                    .filter(|f| types.get(f) == Some(&"histogram"))
+                    .filter(|f| matches!(types.get(f), Some(&"histogram" | &"summary")))
             })
             .unwrap_or(name);
         assert!(
@@ -206,4 +208,39 @@ async fn metrics_can_be_switched_off() {
     support::get_error(&node, "/_caje/metrics", StatusCode::SERVICE_UNAVAILABLE).await;
     let health = support::get(&node, "/_caje/health").await;
     assert!(health["cache"]["requests"].is_null());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_reports_the_litefs_role_of_each_node() {
+    let Some(cluster) = tokio::task::spawn_blocking(Cluster::start).await.unwrap() else {
+        return;
+    };
+    let origin = support::origin().await;
+    let mut nodes = Vec::new();
+    // The primary's node creates the schema the replica's node waits for.
+    for litefs in [cluster.primary(), cluster.replica()] {
+        let litefs_table = format!(
+            "[litefs]\nrequire = true\nhttp_addr = \"{}\"\n",
+            litefs.http_addr()
+        );
+        let database = litefs.db_path("manifest.db");
+        nodes.push(support::start_on(&origin.url(), Some(&database), "", "", &litefs_table).await);
+    }
+    let primary = support::get(&nodes[0], "/_caje/health").await;
+    assert_eq!(
+        primary["litefs"],
+        serde_json::json!({ "role": "primary", "lag_ms": 0 }),
+        "{primary}"
+    );
+    assert_eq!(primary["ok"], true, "{primary}");
+    let replica = support::get(&nodes[1], "/_caje/health").await;
+    assert_eq!(replica["litefs"]["role"], "replica of node-a", "{replica}");
+    assert!(replica["litefs"]["lag_ms"].is_u64(), "{replica}");
+    assert_eq!(replica["ok"], true, "{replica}");
+    // Without LiteFS there is nothing to report.
+    let plain = support::start(&origin.url(), "", "").await;
+    assert!(support::get(&plain, "/_caje/health").await["litefs"].is_null());
+    for mut node in nodes {
+        node.stop().await;
+    }
 }

@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
+use std::time::Duration;
+
+use caje::policy::ModuleState;
 
 use bytes::Bytes;
 use caje_testkit::{Reply, TestNode, TestOrigin, respond, send};
@@ -9,24 +12,28 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
 
+use crate::shared::policies::component;
+
 pub const TOKEN: &str = "test-admin-token-5f1c2a9e";
 
 /// A node in front of `origin` whose admin API wants [`TOKEN`] (read from a token file);
 /// `admin_keys` go into its `[admin]` table, `manifest_keys` into `[manifest]`.
 pub async fn start(origin: &str, admin_keys: &str, manifest_keys: &str) -> TestNode {
-    start_on(origin, None, admin_keys, manifest_keys).await
+    start_on(origin, None, admin_keys, manifest_keys, "").await
 }
 
-/// [`start`] with the manifest at `database` (another node's file, for instance).
+/// [`start`] with the manifest at `database` (another node's file, for instance) and `extra`
+/// appended to the config.
 pub async fn start_on(
     origin: &str,
     database: Option<&Path>,
     admin_keys: &str,
     manifest_keys: &str,
+    extra: &str,
 ) -> TestNode {
     let token_file = token_file();
     let extra = format!(
-        "[admin]\ntoken_file = '{}'\n{admin_keys}\n\n[manifest]\nbatch_max_delay = \"5ms\"\n{manifest_keys}\n",
+        "[admin]\ntoken_file = '{}'\n{admin_keys}\n\n[manifest]\nbatch_max_delay = \"5ms\"\n{manifest_keys}\n\n{extra}\n",
         token_file.display()
     );
     match database {
@@ -44,6 +51,32 @@ fn token_file() -> &'static Path {
         std::fs::write(&path, format!("{TOKEN}\n")).expect("write the token file");
         path
     })
+}
+
+/// Puts the `policies/` crate `crate_name`'s component into the node's policies directory as
+/// `file` (written beside it, then renamed in, as operators should) and waits until it serves.
+pub async fn install_policy(node: &TestNode, file: &str, crate_name: &str) {
+    install_policy_bytes(
+        node,
+        file,
+        &std::fs::read(component(crate_name)).expect("component"),
+    );
+    let policies = node.node().proxy.policies();
+    caje_testkit::eventually(&format!("{file} to serve"), Duration::from_secs(20), || {
+        policies
+            .status()
+            .iter()
+            .any(|m| m.file == file && m.state == ModuleState::Active)
+    })
+    .await;
+}
+
+/// Renames `bytes` into the node's policies directory as `file`.
+pub fn install_policy_bytes(node: &TestNode, file: &str, bytes: &[u8]) {
+    let dir = &node.config.policies_dir;
+    let temp = dir.join(format!(".{file}.tmp"));
+    std::fs::write(&temp, bytes).expect("write the module");
+    std::fs::rename(&temp, dir.join(file)).expect("rename the module in");
 }
 
 /// An admin request to `base` (`http://host:port`) with an optional bearer token.
