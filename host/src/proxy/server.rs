@@ -20,8 +20,8 @@ use crate::config::ServerConfig;
 /// hyper refuses read buffers below 8 KiB.
 const MIN_BUFFER: usize = 8192;
 
-/// Serves `handler` (usually [`Proxy::handle`](super::Proxy::handle), behind the admin routing) on `listener` until
-/// `shutdown` resolves, then drains connections.
+/// Serves `handler` (usually [`Proxy::handle`](super::Proxy::handle) behind the admin routing)
+/// on `listener` until `shutdown` resolves, then drains connections.
 pub async fn serve<H, F>(
     listener: TcpListener,
     handler: H,
