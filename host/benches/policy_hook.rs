@@ -3,9 +3,6 @@
 //! headers. Compare each figure with `noop` (a module that keeps every decision) and with
 //! the empty chain measured in the same run.
 
-#[path = "../tests/support/policies.rs"]
-mod support_policies;
-
 use std::fs;
 use std::hint::black_box;
 use std::path::Path;
@@ -15,6 +12,7 @@ use bytes::Bytes;
 use caje::policy::{
     CacheVerdict, Chain, Policies, PolicyConfig, RequestDecision, RequestView, ResponseView,
 };
+use caje_testkit::policies;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -65,11 +63,7 @@ fn chain(crates: &[&str]) -> Setup {
     let path = dir.path().join("policies");
     fs::create_dir(&path).unwrap();
     for (index, name) in crates.iter().enumerate() {
-        fs::copy(
-            support_policies::component(name),
-            path.join(format!("{index:02}-{name}.wasm")),
-        )
-        .unwrap();
+        policies::install(&path, &format!("{index:02}-{name}.wasm"), name);
     }
     let config = PolicyConfig {
         precompiled_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("policy-precompiled")),

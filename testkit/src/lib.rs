@@ -1,9 +1,10 @@
 //! Test harness for caje's integration tests: real nodes on temp dirs and loopback ports, real
-//! origins with request counters, and a small HTTP/1.1 + h2c client.
+//! origins with request counters, a small HTTP/1.1 + h2c client, and the policy components.
 
 pub mod client;
 pub mod node;
 pub mod origin;
+pub mod policies;
 
 use std::time::{Duration, Instant};
 

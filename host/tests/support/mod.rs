@@ -5,4 +5,3 @@
 #![allow(dead_code)]
 
 pub mod litefs;
-pub mod policies;
