@@ -8,7 +8,7 @@ pub mod policies;
 
 use std::time::{Duration, Instant};
 
-pub use client::{Reply, get, get_h2, get_with, open, send};
+pub use client::{Reply, get, get_h2, get_with, open, send, try_get, try_send};
 pub use node::TestNode;
 pub use origin::{TestOrigin, respond};
 

@@ -1,0 +1,85 @@
+//! Header edits reach the origin (valid ones, in order; invalid ones never), synthetic responses
+//! answer without the origin, and a verdict on a revalidation is honoured.
+
+use caje_testkit::{get, get_with, respond};
+
+use super::{Caje, recording_origin, status, values};
+
+#[tokio::test]
+async fn valid_edits_reach_the_origin() {
+    let (origin, seen) =
+        recording_origin(|_| respond(200, &[("cache-control", "no-store")], "ok")).await;
+    let node = Caje::new(&origin.url())
+        .module("50-decorate.wasm", "decorate")
+        .start()
+        .await;
+    let reply = get_with(
+        &node.url("/page"),
+        &[
+            ("x-trace", "client"),
+            ("x-secret", "hunter2"),
+            ("x-policy", "from-client"),
+        ],
+    )
+    .await;
+    assert_eq!(reply.status, 200);
+    let received = seen.headers("/page");
+    assert_eq!(received.len(), 1);
+    assert_eq!(values(&received[0], "x-policy"), ["decorate"]);
+    assert_eq!(values(&received[0], "x-trace"), ["client", "decorate"]);
+    assert!(!received[0].contains_key("x-secret"));
+    // caje's own forwarding headers are still there.
+    assert_eq!(values(&received[0], "via"), ["1.1 caje"]);
+}
+
+#[tokio::test]
+async fn invalid_edits_never_reach_the_origin() {
+    let (origin, seen) =
+        recording_origin(|_| respond(200, &[("cache-control", "max-age=60")], "ok")).await;
+    let node = Caje::new(&origin.url())
+        .module("10-decorate.wasm", "decorate")
+        .module("20-invalid.wasm", "hostile-invalid")
+        .start()
+        .await;
+    // hostile-invalid sets `connection: close` on /page and a CR LF value on /crlf: each is an
+    // invalid decision, so the module is skipped and the previous module's decision stands.
+    for path in ["/page", "/crlf"] {
+        let reply = get(&node.url(path)).await;
+        assert_eq!(reply.status, 200, "{path}");
+        let received = seen.headers(path);
+        assert_eq!(received.len(), 1, "{path}");
+        assert!(!received[0].contains_key("x-injected"), "{path}");
+        assert!(
+            !values(&received[0], "connection").contains(&"close".to_owned()),
+            "{path}: {:?}",
+            received[0]
+        );
+        assert_eq!(values(&received[0], "x-policy"), ["decorate"], "{path}");
+    }
+    let invalid = status(&node, "20-invalid.wasm");
+    // Two on-request decisions, and two on-response verdicts (a tag with a space).
+    assert_eq!(invalid.invalid_decisions, 4, "{invalid:#?}");
+}
+
+#[tokio::test]
+async fn a_synthetic_response_answers_without_the_origin() {
+    let (origin, _) = recording_origin(|_| respond(200, &[], "origin")).await;
+    let node = Caje::new(&origin.url())
+        .module("50-decorate.wasm", "decorate")
+        .start()
+        .await;
+    for _ in 0..2 {
+        let teapot = get(&node.url("/synthetic")).await;
+        assert_eq!(teapot.status, 418);
+        assert_eq!(teapot.text(), "short and stout\n");
+        assert_eq!(teapot.header("content-type"), Some("text/plain"));
+        assert_eq!(teapot.header("content-length"), Some("16"));
+        assert_eq!(teapot.header("x-policy"), Some("decorate"));
+        assert_eq!(teapot.x_cache(), "BYPASS");
+        assert_eq!(
+            teapot.header("cache-status"),
+            Some("caje; fwd=bypass; detail=policy")
+        );
+    }
+    assert_eq!(origin.hits("/synthetic"), 0);
+}
