@@ -23,16 +23,19 @@ pub struct Route {
     /// The key before any Vary variant.
     pub key: Key,
     /// Header edits the policies asked for on the origin request.
-    pub edits: Vec<HeaderEdit>,
+    edits: Vec<HeaderEdit>,
+    /// The client's headers, kept when the edits changed the request's.
+    unedited: Option<HeaderMap>,
     /// The chain this request started with: its `on_response` sees the same modules.
     pub chain: Arc<Chain>,
 }
 
 impl Route {
-    /// The headers of the request this route sends to the origin: the canonical ones without
-    /// unkeyed overrides, with forwarding headers, then the policies' edits.
+    /// The headers of the request this route sends to the origin: the client's without
+    /// unkeyed overrides, with forwarding headers, then the policies' edits (which may
+    /// override caje's forwarding headers).
     pub fn origin_headers(&self, request: &CanonicalRequest) -> HeaderMap {
-        let mut headers = request.headers.clone();
+        let mut headers = self.unedited.as_ref().unwrap_or(&request.headers).clone();
         headers::remove_unkeyed_overrides(&mut headers);
         headers::add_forwarding(
             &mut headers,
@@ -62,7 +65,11 @@ pub enum Routed {
 impl Proxy {
     /// Picks the origin (by Host, then the policies), the key and the action; or answers now
     /// (unknown host, a synthetic response, a refusing policy).
-    pub(super) fn route(&self, request: &CanonicalRequest) -> Routed {
+    ///
+    /// The policies' header edits are applied to `request` too: from here on the cache judges
+    /// the request the origin receives, so a response to a request whose credentials a policy
+    /// strips is stored and shared like any anonymous one (and Vary sees the edited values).
+    pub(super) fn route(&self, request: &mut CanonicalRequest) -> Routed {
         let Some(host_origin) = self.origins.for_host(&request.host, &self.default_origin) else {
             metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
             return Routed::Answer(respond::error(
@@ -106,10 +113,16 @@ impl Proxy {
             .cloned()
             .unwrap_or_else(|| host_origin.clone());
         let key = Key::for_url(&request.url, &decision.cache_key);
+        let edits = decision.origin_header_edits;
+        let unedited = (!edits.is_empty()).then(|| request.headers.clone());
+        for edit in &edits {
+            edit.apply(&mut request.headers);
+        }
         let route = Route {
             origin,
             key,
-            edits: decision.origin_header_edits,
+            edits,
+            unedited,
             chain,
         };
         Routed::Go(route, action)

@@ -3,6 +3,7 @@
 
 mod edits;
 mod failures;
+mod private;
 mod reload;
 mod routing;
 mod tags;
