@@ -122,9 +122,9 @@ impl Fetch<'_> {
         let now = SystemTime::now();
         if parts.status == StatusCode::NOT_MODIFIED {
             if let Some(stale) = self.stale
-                && let Some(entry) = self.merge_not_modified(proxy, stale, &parts, now)
+                && let Some(fetched) = self.merge_not_modified(proxy, stale, &parts, now)
             {
-                return Fetched::Revalidated(entry);
+                return fetched;
             }
             return Fetched::Private(pass_through(parts, body, &self.route.origin));
         }
@@ -178,13 +178,15 @@ impl Fetch<'_> {
         chain.on_response(&request, &ResponseView { status, headers }, default)
     }
 
+    /// Answers a 304 to caje's own revalidation from the stored entry (updated unless the
+    /// policies decline); `None` when the 304 does not match the entry.
     fn merge_not_modified(
         &self,
         proxy: &Proxy,
         stale: &Arc<Entry>,
         not_modified: &response::Parts,
         now: SystemTime,
-    ) -> Option<Arc<Entry>> {
+    ) -> Option<Fetched> {
         let vary: Vec<String> = stale
             .head
             .vary
@@ -212,12 +214,16 @@ impl Fetch<'_> {
         }
         let windows = cache::default_windows(&policy, &headers, now);
         let status = StatusCode::from_u16(stale.head.status).unwrap_or(StatusCode::OK);
-        // A policy that refuses (closed) or no longer stores it: serve what the origin confirmed, keep the old entry.
-        let verdict = self
-            .verdict(status, &headers, default_verdict(&windows, true))
-            .ok()?;
+        let verdict = match self.verdict(status, &headers, default_verdict(&windows, true)) {
+            Ok(verdict) => verdict,
+            Err(refusal) => return Some(Fetched::Private(route::refused(self.request, &refusal))),
+        };
+        // The client never sent a conditional request: whatever happens to the update, it
+        // gets the body the origin just confirmed, never the 304.
+        let confirmed = Fetched::Revalidated(stale.clone());
         if !verdict.store {
-            return None;
+            // The policies no longer store it: the old entry stays as it was (stale).
+            return Some(confirmed);
         }
         let mut head = stale.head.clone();
         head.headers = stored_headers(&headers, verdict.keep_set_cookie);
@@ -225,12 +231,12 @@ impl Fetch<'_> {
         head.timeline = Timeline::new(now, &windows_of(&verdict, windows.must_revalidate));
         head.tags = verdict.tags;
         match proxy.cache.update_head(stale, head) {
-            Ok(entry) => Some(entry),
+            Ok(entry) => Some(Fetched::Revalidated(entry)),
             Err(err) => {
                 metrics::counter!("caje_cache_store_errors_total", "op" => "revalidate")
                     .increment(1);
                 tracing::warn!(url = %self.request.url, error = %err, "could not store a revalidated entry");
-                None
+                Some(confirmed)
             }
         }
     }
