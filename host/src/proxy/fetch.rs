@@ -231,7 +231,11 @@ impl Fetch<'_> {
         head.timeline = Timeline::new(now, &windows_of(&verdict, windows.must_revalidate));
         head.tags = verdict.tags;
         match proxy.cache.update_head(stale, head) {
-            Ok(entry) => Some(Fetched::Revalidated(entry)),
+            Ok(entry) => {
+                // Its expiry (and tags) changed: other nodes must see the new ones.
+                record(proxy, &entry);
+                Some(Fetched::Revalidated(entry))
+            }
             Err(err) => {
                 metrics::counter!("caje_cache_store_errors_total", "op" => "revalidate")
                     .increment(1);
@@ -377,9 +381,7 @@ impl Pump {
         match proxy.cache.commit(self.writer, self.head, &self.base) {
             Ok(entry) => {
                 metrics::counter!("caje_cache_fills_total").increment(1);
-                if let Some(manifest) = &proxy.manifest {
-                    manifest.record(manifest_record(&entry));
-                }
+                record(proxy, &entry);
                 Some(entry)
             }
             Err(err) => {
@@ -394,6 +396,13 @@ impl Pump {
         metrics::counter!("caje_fills_abandoned_total").increment(1);
         tracing::warn!(url = %url, origin = %self.origin.name, reason, "fill abandoned; nothing stored");
         None
+    }
+}
+
+/// Queues the manifest row of a stored entry, off the response path.
+fn record(proxy: &Proxy, entry: &Entry) {
+    if let Some(manifest) = &proxy.manifest {
+        manifest.record(manifest_record(entry));
     }
 }
 

@@ -2,9 +2,9 @@
 //! in the entry and in the manifest, where purges select them.
 
 use caje::manifest::{ListQuery, Manifest, Selector};
-use caje_testkit::{TestNode, TestOrigin, get, respond};
+use caje_testkit::{TestNode, TestOrigin, get, policies, respond};
 
-use super::Caje;
+use super::{Caje, RELOAD_LIMIT, status};
 
 fn manifest(node: &TestNode) -> &Manifest {
     node.node()
@@ -56,4 +56,55 @@ async fn stored_responses_are_tagged_in_the_manifest() {
         .find(|row| row.record.url.ends_with("/blog/hello"))
         .unwrap();
     assert_eq!(blog.record.tags, ["host:127.0.0.1", "path:blog"]);
+}
+#[tokio::test]
+async fn a_revalidated_entry_is_recorded_again_with_its_new_tags() {
+    let origin = TestOrigin::start(|request| async move {
+        let etag = "\"v1\"";
+        if request
+            .headers()
+            .get("if-none-match")
+            .is_some_and(|v| v == etag)
+        {
+            respond(304, &[("etag", etag), ("cache-control", "max-age=0")], "")
+        } else {
+            respond(
+                200,
+                &[("etag", etag), ("cache-control", "max-age=0")],
+                "doc",
+            )
+        }
+    })
+    .await;
+    let node = Caje::new(&origin.url()).start().await;
+    assert_eq!(get(&node.url("/docs/intro")).await.x_cache(), "MISS");
+    assert_eq!(tagged(&node, "path:docs").await, Vec::<String>::new());
+    let untagged = manifest(&node)
+        .list(&ListQuery::default())
+        .await
+        .unwrap()
+        .rows;
+    assert_eq!(untagged.len(), 1);
+
+    policies::install(&node.policies_dir(), "40-tags.wasm", "tag-by-path");
+    caje_testkit::eventually("tag-by-path to load", RELOAD_LIMIT, || {
+        node.node().proxy.policies().chain().module_names().count() == 1
+    })
+    .await;
+    assert!(status(&node, "40-tags.wasm").error.is_none());
+    let revalidated = get(&node.url("/docs/intro")).await;
+    assert_eq!(revalidated.x_cache(), "REVALIDATED");
+    assert_eq!(revalidated.text(), "doc");
+    assert_eq!(
+        tagged(&node, "path:docs").await,
+        [node.url("/docs/intro")],
+        "the manifest must learn the tags the revalidated entry now carries"
+    );
+    let row = manifest(&node)
+        .list(&ListQuery::default())
+        .await
+        .unwrap()
+        .rows
+        .remove(0);
+    assert!(row.record.stored_at > untagged[0].record.stored_at);
 }
