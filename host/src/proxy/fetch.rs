@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Request, Response, StatusCode, request, response};
 use http_body_util::BodyExt;
-use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use http_cache_semantics::{AfterResponse, BeforeRequest, CachePolicy};
 use hyper::body::Incoming;
 
 use super::Proxy;
@@ -18,7 +18,7 @@ use super::headers;
 use super::origin::{Origin, OriginError};
 use super::route::{self, Route};
 use crate::cache::{
-    self, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline, Windows,
+    self, Assessment, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline,
 };
 use crate::manifest::ManifestRecord;
 use crate::policy::{CacheVerdict, PolicyRefusal, RequestView, ResponseView};
@@ -214,7 +214,8 @@ impl Fetch<'_> {
         }
         let windows = cache::default_windows(&policy, &headers, now);
         let status = StatusCode::from_u16(stale.head.status).unwrap_or(StatusCode::OK);
-        let verdict = match self.verdict(status, &headers, default_verdict(&windows, true)) {
+        let default = CacheVerdict::default_for(&windows, true);
+        let verdict = match self.verdict(status, &headers, default) {
             Ok(verdict) => verdict,
             Err(refusal) => return Some(Fetched::Private(route::refused(self.request, &refusal))),
         };
@@ -228,7 +229,7 @@ impl Fetch<'_> {
         let mut head = stale.head.clone();
         head.headers = stored_headers(&headers, verdict.keep_set_cookie);
         head.policy = policy;
-        head.timeline = Timeline::new(now, &windows_of(&verdict, windows.must_revalidate));
+        head.timeline = Timeline::new(now, &verdict.windows(windows.must_revalidate));
         head.tags = verdict.tags;
         match proxy.cache.update_head(stale, head) {
             Ok(entry) => {
@@ -253,15 +254,12 @@ impl Fetch<'_> {
         now: SystemTime,
     ) -> Fetched {
         let full_request = self.request_parts();
-        let policy = CachePolicy::new_options(&full_request, &parts, now, cache_options());
-        let windows = cache::default_windows(&policy, &parts.headers, now);
         let max_size = proxy.cache.config().max_object_size.0;
-        let storable = cache::check_storable(&full_request, &parts, &policy, windows.ttl, max_size);
-        let verdict = match self.verdict(
-            parts.status,
-            &parts.headers,
-            default_verdict(&windows, storable.is_ok()),
-        ) {
+        let Assessment {
+            windows, storable, ..
+        } = cache::assess(&full_request, &parts, now, max_size);
+        let default = CacheVerdict::default_for(&windows, storable.is_ok());
+        let verdict = match self.verdict(parts.status, &parts.headers, default) {
             Ok(verdict) => verdict,
             Err(refusal) => return Fetched::Private(route::refused(self.request, &refusal)),
         };
@@ -299,8 +297,8 @@ impl Fetch<'_> {
             origin: self.route.origin.name.clone(),
             status: parts.status.as_u16(),
             headers: stored_headers(&parts.headers, verdict.keep_set_cookie),
-            policy: CachePolicy::new_options(&persisted, &parts, now, cache_options()),
-            timeline: Timeline::new(now, &windows_of(&verdict, windows.must_revalidate)),
+            policy: CachePolicy::new_options(&persisted, &parts, now, cache::cache_options()),
+            timeline: Timeline::new(now, &verdict.windows(windows.must_revalidate)),
             shared_with_authorization: allows_authorization(&parts.headers),
             vary: vary_values
                 .iter()
@@ -422,13 +420,6 @@ fn manifest_record(entry: &Entry) -> ManifestRecord {
     }
 }
 
-fn cache_options() -> CacheOptions {
-    CacheOptions {
-        shared: true,
-        ..CacheOptions::default()
-    }
-}
-
 /// The response directives that let a shared cache answer requests carrying Authorization.
 fn allows_authorization(headers: &HeaderMap) -> bool {
     headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
@@ -444,25 +435,6 @@ fn allows_authorization(headers: &HeaderMap) -> bool {
             })
         })
     })
-}
-
-/// The host's verdict before any policy: http-cache-semantics' storability and windows.
-fn default_verdict(windows: &Windows, store: bool) -> CacheVerdict {
-    CacheVerdict {
-        stale_while_revalidate: windows.stale_while_revalidate,
-        stale_if_error: windows.stale_if_error,
-        ..CacheVerdict::new(store, windows.ttl)
-    }
-}
-
-/// The windows a verdict sets; `must_revalidate` still comes from the response.
-fn windows_of(verdict: &CacheVerdict, must_revalidate: bool) -> Windows {
-    Windows {
-        ttl: verdict.ttl,
-        stale_while_revalidate: verdict.stale_while_revalidate,
-        stale_if_error: verdict.stale_if_error,
-        must_revalidate,
-    }
 }
 
 fn stored_headers(
