@@ -85,11 +85,7 @@ fn hooks(c: &mut Criterion) {
         .parse()
         .unwrap();
     let request_headers = headers(REQUEST_HEADERS);
-    let request = RequestView {
-        method: &method,
-        uri: &uri,
-        headers: &request_headers,
-    };
+    let request = RequestView::from_uri(&method, &uri, &request_headers);
     let response_headers = headers(RESPONSE_HEADERS);
     let response = ResponseView {
         status: StatusCode::OK,
@@ -145,10 +141,7 @@ fn hooks(c: &mut Criterion) {
     // The worst case: a module that traps on every call costs a fresh instance each time.
     let trapping = chain(&["hostile-trap-request"]);
     let trap_uri: Uri = "https://shop.example.com/trap".parse().unwrap();
-    let trap_request = RequestView {
-        uri: &trap_uri,
-        ..request
-    };
+    let trap_request = RequestView::from_uri(&method, &trap_uri, &request_headers);
     c.bench_function("on_request/trap every call (fresh instance)", |b| {
         b.iter(|| {
             trapping

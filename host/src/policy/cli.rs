@@ -180,11 +180,7 @@ fn test(
 }
 
 fn view(request: &request::Parts) -> RequestView<'_> {
-    RequestView {
-        method: &request.method,
-        uri: &request.uri,
-        headers: &request.headers,
-    }
+    RequestView::from_uri(&request.method, &request.uri, &request.headers)
 }
 
 /// A label and a value of a decision, as printed.

@@ -21,7 +21,7 @@ use crate::cache::{
     self, Assessment, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline,
 };
 use crate::manifest::ManifestRecord;
-use crate::policy::{CacheVerdict, PolicyRefusal, RequestView, ResponseView};
+use crate::policy::{CacheVerdict, PolicyRefusal, ResponseView};
 
 /// Request headers that would turn the cache's fetch into something other than a full 200.
 const CLIENT_CONDITIONALS: [HeaderName; 6] = [
@@ -169,13 +169,8 @@ impl Fetch<'_> {
         if chain.is_empty() {
             return Ok(default);
         }
-        let uri = self.request.uri();
-        let request = RequestView {
-            method: &self.request.method,
-            uri: &uri,
-            headers: &self.request.headers,
-        };
-        chain.on_response(&request, &ResponseView { status, headers }, default)
+        let response = ResponseView { status, headers };
+        chain.on_response(&self.request.view(), &response, default)
     }
 
     /// Answers a 304 to caje's own revalidation from the stored entry (updated unless the

@@ -12,9 +12,7 @@ use super::headers;
 use super::origin::Origin;
 use super::respond::{self, CacheStatus, XCache};
 use crate::cache::Key;
-use crate::policy::{
-    Chain, HeaderEdit, PolicyRefusal, RequestAction, RequestDecision, RequestView,
-};
+use crate::policy::{Chain, HeaderEdit, PolicyRefusal, RequestAction, RequestDecision};
 
 /// Where a request goes and how it is keyed.
 #[derive(Clone)]
@@ -80,13 +78,7 @@ impl Proxy {
         let chain = self.policies.chain();
         let mut decision = RequestDecision::default_for(&request.method, host_origin.name.clone());
         if !chain.is_empty() {
-            let uri = request.uri();
-            let view = RequestView {
-                method: &request.method,
-                uri: &uri,
-                headers: &request.headers,
-            };
-            decision = match chain.on_request(&view, decision) {
+            decision = match chain.on_request(&request.view(), decision) {
                 Ok(decision) => decision,
                 Err(refusal) => return Routed::Answer(refused(request, &refusal)),
             };

@@ -104,11 +104,7 @@ impl TestRequest {
     }
 
     pub fn view(&self) -> RequestView<'_> {
-        RequestView {
-            method: &self.method,
-            uri: &self.uri,
-            headers: &self.headers,
-        }
+        RequestView::from_uri(&self.method, &self.uri, &self.headers)
     }
 
     /// What the proxy passes the first module.
