@@ -120,10 +120,19 @@ async fn a_trap_in_on_response_is_contained() {
 }
 
 #[tokio::test]
-async fn an_invalid_decision_is_refused() {
-    // /status: a synthetic response with status 99; on-response always adds a tag with a space.
+async fn an_invalid_header_edit_is_refused() {
+    // /crlf: a header value with CR LF; other paths: a `connection` edit (hop-by-hop);
+    // on-response always adds a tag with a space.
+    open_serves_as_if_absent("hostile-invalid", "/crlf", |m| m.invalid_decisions).await;
+    let (origin, node) = closed_refuses("hostile-invalid", CLOSED, "/crlf", None).await;
+    assert_refused_by_policy(&get(&node.url("/hop-by-hop")).await);
+    assert_eq!(origin.hits("/crlf") + origin.hits("/hop-by-hop"), 0);
+}
+
+#[tokio::test]
+async fn an_invalid_synthetic_response_is_refused() {
     open_serves_as_if_absent("hostile-invalid", "/status", |m| m.invalid_decisions).await;
-    let (origin, _) = closed_refuses("hostile-invalid", CLOSED, "/status", None).await;
+    let (origin, _) = closed_refuses("hostile-invalid", CLOSED_BY_NAME, "/status", None).await;
     assert_eq!(origin.hits("/status"), 0);
 }
 
