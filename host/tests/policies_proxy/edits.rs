@@ -1,9 +1,9 @@
 //! Header edits reach the origin (valid ones, in order; invalid ones never), synthetic responses
 //! answer without the origin, and a verdict on a revalidation is honoured.
 
-use caje_testkit::{TestOrigin, get, get_with, respond};
+use caje_testkit::{get, get_with, respond};
 
-use super::{Caje, recording_origin, status, values};
+use super::{Caje, recording_origin, status, validating_origin, values};
 
 #[tokio::test]
 async fn valid_edits_reach_the_origin() {
@@ -83,26 +83,11 @@ async fn a_synthetic_response_answers_without_the_origin() {
     }
     assert_eq!(origin.hits("/synthetic"), 0);
 }
+
 #[tokio::test]
 async fn a_revalidation_a_policy_declines_to_store_still_gets_the_body() {
-    let origin = TestOrigin::start(|request| async move {
-        let etag = "\"v1\"";
-        if request
-            .headers()
-            .get("if-none-match")
-            .is_some_and(|v| v == etag)
-        {
-            // Still valid, but the decorate policy must not store this any longer.
-            respond(304, &[("etag", etag), ("x-decorate-no-store", "1")], "")
-        } else {
-            respond(
-                200,
-                &[("etag", etag), ("cache-control", "max-age=0")],
-                "body v1",
-            )
-        }
-    })
-    .await;
+    // Still valid, but the decorate policy must not store it any longer.
+    let origin = validating_origin("body v1", &[("x-decorate-no-store", "1")]).await;
     let node = Caje::new(&origin.url())
         .module("50-decorate.wasm", "decorate")
         .start()

@@ -5,7 +5,7 @@
 use caje::policy::{ModuleState, ModuleStatus};
 use caje_testkit::{Reply, TestNode, TestOrigin, eventually, get, policies, respond};
 
-use super::{Caje, RELOAD_LIMIT, status};
+use super::{Caje, RELOAD_LIMIT, status, validating_origin};
 
 const FILE: &str = "10-hostile.wasm";
 
@@ -192,21 +192,10 @@ async fn modules_refused_at_load_leave_the_proxy_serving_even_when_closed() {
     }
     assert_eq!(origin.hits("/a"), 1);
 }
+
 #[tokio::test]
 async fn a_closed_module_failing_on_a_revalidation_refuses_it() {
-    let origin = TestOrigin::start(|request| async move {
-        let etag = "\"v1\"";
-        if request
-            .headers()
-            .get("if-none-match")
-            .is_some_and(|v| v == etag)
-        {
-            respond(304, &[("etag", etag), ("cache-control", "max-age=0")], "")
-        } else {
-            respond(200, &[("etag", etag), ("cache-control", "max-age=0")], "v1")
-        }
-    })
-    .await;
+    let origin = validating_origin("v1", &[]).await;
     let node = Caje::new(&origin.url()).policy_keys(CLOSED).start().await;
     assert_eq!(get(&node.url("/trap/doc")).await.x_cache(), "MISS");
     policies::install(&node.policies_dir(), FILE, "hostile-trap-response");

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use caje::policy::ModuleStatus;
 use caje::proxy::Body;
-use caje_testkit::{TestNode, TestOrigin, eventually, policies};
+use caje_testkit::{TestNode, TestOrigin, eventually, policies, respond};
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
 
@@ -140,4 +140,27 @@ pub fn values(headers: &HeaderMap, name: &str) -> Vec<String> {
         .iter()
         .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
         .collect()
+}
+
+/// An origin whose responses (`body`, `ETag: "v1"`, `max-age=0`) are stored and revalidated on
+/// every request: it answers `If-None-Match: "v1"` with a 304 carrying the ETag and `not_modified`.
+pub async fn validating_origin(
+    body: &'static str,
+    not_modified: &'static [(&'static str, &'static str)],
+) -> TestOrigin {
+    const ETAG: &str = "\"v1\"";
+    TestOrigin::start(move |request| async move {
+        if request
+            .headers()
+            .get("if-none-match")
+            .is_some_and(|v| v == ETAG)
+        {
+            let mut headers = vec![("etag", ETAG)];
+            headers.extend_from_slice(not_modified);
+            respond(304, &headers, "")
+        } else {
+            respond(200, &[("etag", ETAG), ("cache-control", "max-age=0")], body)
+        }
+    })
+    .await
 }

@@ -4,7 +4,7 @@
 use caje::manifest::{ListQuery, Manifest, Selector};
 use caje_testkit::{TestNode, TestOrigin, get, policies, respond};
 
-use super::{Caje, RELOAD_LIMIT, status};
+use super::{Caje, RELOAD_LIMIT, status, validating_origin};
 
 fn manifest(node: &TestNode) -> &Manifest {
     node.node()
@@ -57,25 +57,10 @@ async fn stored_responses_are_tagged_in_the_manifest() {
         .unwrap();
     assert_eq!(blog.record.tags, ["host:127.0.0.1", "path:blog"]);
 }
+
 #[tokio::test]
 async fn a_revalidated_entry_is_recorded_again_with_its_new_tags() {
-    let origin = TestOrigin::start(|request| async move {
-        let etag = "\"v1\"";
-        if request
-            .headers()
-            .get("if-none-match")
-            .is_some_and(|v| v == etag)
-        {
-            respond(304, &[("etag", etag), ("cache-control", "max-age=0")], "")
-        } else {
-            respond(
-                200,
-                &[("etag", etag), ("cache-control", "max-age=0")],
-                "doc",
-            )
-        }
-    })
-    .await;
+    let origin = validating_origin("doc", &[]).await;
     let node = Caje::new(&origin.url()).start().await;
     assert_eq!(get(&node.url("/docs/intro")).await.x_cache(), "MISS");
     assert_eq!(tagged(&node, "path:docs").await, Vec::<String>::new());
