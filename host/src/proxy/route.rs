@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use http::{HeaderMap, StatusCode};
+use http::{HeaderMap, StatusCode, header};
 
 use super::Proxy;
 use super::body::Body;
@@ -67,6 +67,7 @@ impl Proxy {
     /// The policies' header edits are applied to `request` too: from here on the cache judges
     /// the request the origin receives, so a response to a request whose credentials a policy
     /// strips is stored and shared like any anonymous one (and Vary sees the edited values).
+    /// Credentials a policy adds are not the client's and do not count.
     pub(super) fn route(&self, request: &mut CanonicalRequest) -> Routed {
         let Some(host_origin) = self.origins.for_host(&request.host, &self.default_origin) else {
             metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
@@ -106,10 +107,7 @@ impl Proxy {
             .unwrap_or_else(|| host_origin.clone());
         let key = Key::for_url(&request.url, &decision.cache_key);
         let edits = decision.origin_header_edits;
-        let unedited = (!edits.is_empty()).then(|| request.headers.clone());
-        for edit in &edits {
-            edit.apply(&mut request.headers);
-        }
+        let unedited = (!edits.is_empty()).then(|| edit_request(request, &edits));
         let route = Route {
             origin,
             key,
@@ -119,6 +117,22 @@ impl Proxy {
         };
         Routed::Go(route, action)
     }
+}
+
+/// Applies the policies' edits to the request the cache judges, and returns the client's headers.
+fn edit_request(request: &mut CanonicalRequest, edits: &[HeaderEdit]) -> HeaderMap {
+    let unedited = request.headers.clone();
+    for edit in edits {
+        edit.apply(&mut request.headers);
+    }
+    // Credentials a policy adds (an origin's API key) are caje's own, the same for every client:
+    // only the client's own credentials, if they still reach the origin, make a response personal.
+    for name in [header::AUTHORIZATION, header::COOKIE] {
+        if !unedited.contains_key(&name) {
+            request.headers.remove(&name);
+        }
+    }
+    unedited
 }
 
 /// The 503 a closed-mode policy's failure turns a request into.

@@ -33,6 +33,36 @@ async fn valid_edits_reach_the_origin() {
 }
 
 #[tokio::test]
+async fn credentials_a_policy_adds_do_not_make_a_response_personal() {
+    let (origin, seen) =
+        recording_origin(|_| respond(200, &[("cache-control", "max-age=60")], "shared")).await;
+    let node = Caje::new(&origin.url())
+        .module("50-decorate.wasm", "decorate")
+        .start()
+        .await;
+    assert_eq!(get(&node.url("/keyed/report")).await.x_cache(), "MISS");
+    let received = seen.headers("/keyed/report");
+    assert_eq!(values(&received[0], "authorization"), ["Bearer origin-key"]);
+    // The same for every client: stored and shared, unlike a client's own credentials.
+    assert_eq!(get(&node.url("/keyed/report")).await.x_cache(), "HIT");
+    let client_key = [("authorization", "Bearer alice")];
+    assert_eq!(
+        get_with(&node.url("/keyed/other"), &client_key)
+            .await
+            .x_cache(),
+        "MISS"
+    );
+    assert_eq!(
+        get_with(&node.url("/keyed/other"), &client_key)
+            .await
+            .x_cache(),
+        "MISS",
+        "replaced or not, a client's credentials keep its responses its own"
+    );
+    assert_eq!(origin.hits("/keyed/report"), 1);
+}
+
+#[tokio::test]
 async fn invalid_edits_never_reach_the_origin() {
     let (origin, seen) =
         recording_origin(|_| respond(200, &[("cache-control", "max-age=60")], "ok")).await;

@@ -1,6 +1,7 @@
 //! Valid decisions of every kind, for the proxy's tests: `/synthetic` is answered with a 418
 //! made here; every other request reaches its origin with `x-policy: decorate` set,
-//! `x-trace: decorate` appended and `x-secret` removed; an origin response carrying
+//! `x-trace: decorate` appended and `x-secret` removed, and requests under `/keyed` with the
+//! origin's API key (`authorization: Bearer origin-key`); an origin response carrying
 //! `x-decorate-no-store` is not stored.
 
 use caje_policy::{CacheVerdict, Policy, Request, RequestDecision, Response, SyntheticResponse};
@@ -15,10 +16,15 @@ impl Policy for Decorate {
                 .with_header("x-policy", "decorate");
             return current.respond(teapot);
         }
-        current
+        let decorated = current
             .set_origin_header("x-policy", "decorate")
             .append_origin_header("x-trace", "decorate")
-            .remove_origin_header("x-secret")
+            .remove_origin_header("x-secret");
+        if req.path_is_under("/keyed") {
+            decorated.set_origin_header("authorization", "Bearer origin-key")
+        } else {
+            decorated
+        }
     }
 
     fn on_response(_req: &Request, resp: &Response, current: CacheVerdict) -> CacheVerdict {
