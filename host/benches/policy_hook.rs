@@ -3,9 +3,6 @@
 //! headers. Compare each figure with `noop` (a module that keeps every decision) and with
 //! the empty chain measured in the same run.
 
-#[path = "../tests/support/policies.rs"]
-mod support_policies;
-
 use std::fs;
 use std::hint::black_box;
 use std::path::Path;
@@ -15,6 +12,7 @@ use bytes::Bytes;
 use caje::policy::{
     CacheVerdict, Chain, Policies, PolicyConfig, RequestDecision, RequestView, ResponseView,
 };
+use caje_testkit::policies;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode, Uri};
@@ -65,11 +63,7 @@ fn chain(crates: &[&str]) -> Setup {
     let path = dir.path().join("policies");
     fs::create_dir(&path).unwrap();
     for (index, name) in crates.iter().enumerate() {
-        fs::copy(
-            support_policies::component(name),
-            path.join(format!("{index:02}-{name}.wasm")),
-        )
-        .unwrap();
+        policies::install(&path, &format!("{index:02}-{name}.wasm"), name);
     }
     let config = PolicyConfig {
         precompiled_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("policy-precompiled")),
@@ -91,11 +85,7 @@ fn hooks(c: &mut Criterion) {
         .parse()
         .unwrap();
     let request_headers = headers(REQUEST_HEADERS);
-    let request = RequestView {
-        method: &method,
-        uri: &uri,
-        headers: &request_headers,
-    };
+    let request = RequestView::from_uri(&method, &uri, &request_headers);
     let response_headers = headers(RESPONSE_HEADERS);
     let response = ResponseView {
         status: StatusCode::OK,
@@ -151,10 +141,7 @@ fn hooks(c: &mut Criterion) {
     // The worst case: a module that traps on every call costs a fresh instance each time.
     let trapping = chain(&["hostile-trap-request"]);
     let trap_uri: Uri = "https://shop.example.com/trap".parse().unwrap();
-    let trap_request = RequestView {
-        uri: &trap_uri,
-        ..request
-    };
+    let trap_request = RequestView::from_uri(&method, &trap_uri, &request_headers);
     c.bench_function("on_request/trap every call (fresh instance)", |b| {
         b.iter(|| {
             trapping

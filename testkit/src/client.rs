@@ -31,8 +31,20 @@ impl Reply {
 
 /// Sends a request over HTTP/1.1 and reads the whole response.
 pub async fn send(request: Request<Full<Bytes>>) -> Reply {
+    try_send(request)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"))
+}
+
+/// Like [`send`], but a failed connection, request or body is returned rather than a panic
+/// (for load loops that count failures).
+pub async fn try_send(request: Request<Full<Bytes>>) -> Result<Reply, String> {
     let client = Client::builder(TokioExecutor::new()).build_http();
-    receive(client.request(request).await.expect("request failed")).await
+    let response = client
+        .request(request)
+        .await
+        .map_err(|err| format!("request failed: {err}"))?;
+    receive(response).await
 }
 
 pub async fn get(url: &str) -> Reply {
@@ -40,11 +52,20 @@ pub async fn get(url: &str) -> Reply {
 }
 
 pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
+    send(get_request(url, headers)).await
+}
+
+/// Like [`get`], returning failures (see [`try_send`]).
+pub async fn try_get(url: &str) -> Result<Reply, String> {
+    try_send(get_request(url, &[])).await
+}
+
+fn get_request(url: &str, headers: &[(&str, &str)]) -> Request<Full<Bytes>> {
     let mut builder = Request::get(url);
     for (name, value) in headers {
         builder = builder.header(*name, *value);
     }
-    send(builder.body(Full::default()).expect("valid request")).await
+    builder.body(Full::default()).expect("valid request")
 }
 
 /// GET over HTTP/2 without TLS (h2c with prior knowledge).
@@ -55,21 +76,24 @@ pub async fn get_h2(url: &str) -> Reply {
     let request = Request::get(url)
         .body(Full::<Bytes>::default())
         .expect("valid request");
-    receive(client.request(request).await.expect("h2 request failed")).await
+    let response = client.request(request).await.expect("h2 request failed");
+    receive(response)
+        .await
+        .unwrap_or_else(|err| panic!("{err}"))
 }
 
-async fn receive(response: http::Response<hyper::body::Incoming>) -> Reply {
+async fn receive(response: http::Response<hyper::body::Incoming>) -> Result<Reply, String> {
     let (parts, body) = response.into_parts();
     let body = body
         .collect()
         .await
-        .expect("response body failed")
+        .map_err(|err| format!("response body failed: {err}"))?
         .to_bytes();
-    Reply {
+    Ok(Reply {
         status: parts.status,
         headers: parts.headers,
         body,
-    }
+    })
 }
 
 /// A GET whose body the caller streams (or abandons) itself.

@@ -1,6 +1,6 @@
 //! Test harness for caje's integration tests: real nodes on temp dirs and loopback ports, real
-//! origins with request counters, a small HTTP/1.1 + h2c client, a real LiteFS cluster, and
-//! headless Chromium.
+//! origins with request counters, a small HTTP/1.1 + h2c client, the policy components, a real
+//! LiteFS cluster, and headless Chromium.
 
 pub mod browser;
 pub mod client;
@@ -8,10 +8,11 @@ pub mod immutable;
 pub mod litefs;
 pub mod node;
 pub mod origin;
+pub mod policies;
 
 use std::time::{Duration, Instant};
 
-pub use client::{Reply, get, get_h2, get_with, open, send};
+pub use client::{Reply, get, get_h2, get_with, open, send, try_get, try_send};
 pub use immutable::Immutable;
 pub use node::TestNode;
 pub use origin::{TestOrigin, respond};

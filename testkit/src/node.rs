@@ -108,6 +108,12 @@ impl TestNode {
         self.config.cache_dir.clone()
     }
 
+    /// The directory the node loads `*.wasm` policies from (empty at start); install modules
+    /// with [`crate::policies::install`].
+    pub fn policies_dir(&self) -> PathBuf {
+        self.config.policies_dir.clone()
+    }
+
     /// Stops the node gracefully, keeping its directory.
     pub async fn stop(&mut self) {
         if let Some(node) = self.node.take() {

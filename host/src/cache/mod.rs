@@ -1,6 +1,7 @@
 //! The local cache: keys, the on-disk store, the hot memory tier, fills, and freshness rules.
 //! It never touches the network: the proxy hands it request headers and origin response heads.
 
+mod assess;
 mod entry;
 mod fill;
 mod freshness;
@@ -22,6 +23,7 @@ use futures_util::Stream;
 use http::HeaderMap;
 
 use crate::config::CacheConfig;
+pub use assess::{Assessment, assess, cache_options};
 pub use entry::{
     EntryError, EntryHead, Record, Timeline, Windows, decode as decode_entry,
     encode as encode_entry,
@@ -30,7 +32,7 @@ pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
 pub use key::{Key, url_digest};
 use memory::{MemoryIndex, Slot};
-pub use storable::{NotStorable, check as check_storable, persisted_request, vary_names};
+pub use storable::{NotStorable, persisted_request, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
 

@@ -6,9 +6,8 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
-use http::header::{CACHE_CONTROL, HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Uri};
-use http_cache_semantics::{CacheOptions, CachePolicy};
+use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::{Method, StatusCode, Uri, request, response};
 use sha2::{Digest, Sha256};
 
 use super::bindings::HOOKS_EXPORT;
@@ -19,6 +18,8 @@ use super::failure::Failure;
 use super::module::{Module, ModuleSpec, Outcome};
 use super::precompiled::PrecompiledCache;
 use super::view::{RequestView, ResponseView};
+use crate::cache::{self, NotStorable};
+use crate::config::CacheConfig;
 
 /// Tools for policy authors.
 #[derive(Debug, clap::Subcommand)]
@@ -69,9 +70,9 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             let status = StatusCode::from_u16(response_status).with_context(|| {
                 format!("invalid --response-status {response_status}: use 100..=999")
             })?;
-            let mut response = http::Response::new(());
-            *response.status_mut() = status;
-            *response.headers_mut() = parse_headers("--response-header", &response_headers)?;
+            let mut response = http::Response::new(()).into_parts().0;
+            response.status = status;
+            response.headers = parse_headers("--response-header", &response_headers)?;
             test(&file, origins, &request, &response)
         }
     }
@@ -124,8 +125,8 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
 fn test(
     file: &Path,
     origins: Vec<String>,
-    request: &http::Request<()>,
-    response: &http::Response<()>,
+    request: &request::Parts,
+    response: &response::Parts,
 ) -> anyhow::Result<ExitCode> {
     let default_origin = origins[0].clone();
     let module = match load(file, origins)? {
@@ -136,34 +137,38 @@ fn test(
         }
     };
     println!("module:   {} (sha256:{})", module.name, module.digest);
-    println!("request:  {} {}", request.method(), request.uri());
-    let given = RequestDecision::default_for(request.method(), default_origin);
-    let given_verdict = host_verdict(request, response);
-    let request_view = RequestView {
-        method: request.method(),
-        uri: request.uri(),
-        headers: request.headers(),
-    };
-    let response_view = ResponseView {
-        status: response.status(),
-        headers: response.headers(),
-    };
-
+    println!("request:  {} {}", request.method, request.uri);
+    let given = RequestDecision::default_for(&request.method, default_origin);
     println!(
         "on-request (given origin {}, {})",
         given.origin,
         action_name(&given.action)
     );
-    let requested = module.on_request(&request_view, &given);
+    let requested = module.on_request(&view(request), &given);
     print_outcome(requested.as_ref(), describe_decision);
 
+    // As in the proxy, the rest of the request's life sees the request as edited.
+    let mut request = request.clone();
+    for edit in requested
+        .iter()
+        .flat_map(|outcome| &outcome.value.origin_header_edits)
+    {
+        edit.apply(&mut request.headers);
+    }
+    let (given_verdict, not_stored) = host_verdict(&request, response);
+    let response_view = ResponseView {
+        status: response.status,
+        headers: &response.headers,
+    };
+
     println!(
-        "on-response (status {}; given store {}, ttl {})",
-        response.status().as_u16(),
+        "on-response (status {}; given store {}{}, ttl {})",
+        response.status.as_u16(),
         yes_no(given_verdict.store),
+        not_stored.map_or(String::new(), |why| format!(" ({})", why.as_str())),
         humantime::format_duration(whole_millis(given_verdict.ttl))
     );
-    let verdict = module.on_response(&request_view, &response_view, &given_verdict);
+    let verdict = module.on_response(&view(&request), &response_view, &given_verdict);
     print_outcome(verdict.as_ref(), describe_verdict);
 
     let ok = requested.is_ok() && verdict.is_ok();
@@ -172,6 +177,10 @@ fn test(
     } else {
         ExitCode::FAILURE
     })
+}
+
+fn view(request: &request::Parts) -> RequestView<'_> {
+    RequestView::from_uri(&request.method, &request.uri, &request.headers)
 }
 
 /// A label and a value of a decision, as printed.
@@ -258,32 +267,22 @@ fn describe_verdict(verdict: &CacheVerdict) -> Vec<Row> {
     ]
 }
 
-/// What the proxy would pass to the first module: RFC 9111 storability and freshness (as a
-/// shared cache) and the stale windows of `Cache-Control`.
-fn host_verdict(request: &http::Request<()>, response: &http::Response<()>) -> CacheVerdict {
-    let now = SystemTime::now();
-    let policy = CachePolicy::new_options(request, response, now, CacheOptions::default());
-    CacheVerdict {
-        stale_while_revalidate: directive_seconds(response.headers(), "stale-while-revalidate"),
-        stale_if_error: directive_seconds(response.headers(), "stale-if-error"),
-        ..CacheVerdict::new(policy.is_storable(), policy.time_to_live(now))
-    }
+/// What the proxy would pass to the first module (caje's HTTP caching rules, with the default
+/// `[cache] max_object_size`), and why it would not store the response.
+fn host_verdict(
+    request: &request::Parts,
+    response: &response::Parts,
+) -> (CacheVerdict, Option<NotStorable>) {
+    let max_object_size = CacheConfig::default().max_object_size.0;
+    let assessment = cache::assess(request, response, SystemTime::now(), max_object_size);
+    let store = assessment.storable.is_ok();
+    (
+        CacheVerdict::default_for(&assessment.windows, store),
+        assessment.storable.err(),
+    )
 }
 
-/// The seconds of a `Cache-Control` directive like `stale-if-error=60`, or zero.
-fn directive_seconds(headers: &HeaderMap, directive: &str) -> Duration {
-    headers
-        .get_all(CACHE_CONTROL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .filter_map(|item| item.trim().split_once('='))
-        .find(|(name, _)| name.trim().eq_ignore_ascii_case(directive))
-        .and_then(|(_, seconds)| seconds.trim().trim_matches('"').parse().ok())
-        .map_or(Duration::ZERO, Duration::from_secs)
-}
-
-fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<http::Request<()>> {
+fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<request::Parts> {
     let Some((method, url)) = line.trim().split_once(char::is_whitespace) else {
         bail!(
             "invalid --request {line:?}: write it as 'METHOD URL', e.g. 'GET https://example.com/'"
@@ -305,10 +304,10 @@ fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<http::Request
             HeaderValue::from_str(authority.as_str())?,
         );
     }
-    let mut request = http::Request::new(());
-    *request.method_mut() = method;
-    *request.uri_mut() = uri;
-    *request.headers_mut() = headers;
+    let mut request = http::Request::new(()).into_parts().0;
+    request.method = method;
+    request.uri = uri;
+    request.headers = headers;
     Ok(request)
 }
 
@@ -338,10 +337,10 @@ mod tests {
             &["X-A: 1".to_owned(), "x-a: 2".to_owned()],
         )
         .unwrap();
-        assert_eq!(request.method(), Method::POST);
-        assert_eq!(request.uri().path(), "/a");
-        assert_eq!(request.headers().get_all("x-a").iter().count(), 2);
-        assert_eq!(request.headers()["host"], "example.com:8443");
+        assert_eq!(request.method, Method::POST);
+        assert_eq!(request.uri.path(), "/a");
+        assert_eq!(request.headers.get_all("x-a").iter().count(), 2);
+        assert_eq!(request.headers["host"], "example.com:8443");
         let relative = parse_request("GET /a", &[]).unwrap_err().to_string();
         assert!(relative.contains("must be absolute"), "{relative}");
         let bare = parse_request("https://example.com/", &[])
@@ -354,22 +353,33 @@ mod tests {
         assert!(header.contains("'name: value'"), "{header}");
     }
 
-    fn response(cache_control: &str) -> http::Response<()> {
-        let mut response = http::Response::new(());
+    fn response(cache_control: &str) -> response::Parts {
+        let mut response = http::Response::new(()).into_parts().0;
         let field = format!("cache-control: {cache_control}");
-        *response.headers_mut() = parse_headers("--response-header", &[field]).unwrap();
+        response.headers = parse_headers("--response-header", &[field]).unwrap();
         response
     }
 
     #[test]
-    fn host_defaults_follow_cache_control() {
+    fn host_defaults_are_the_proxys() {
         let request = parse_request("GET https://example.com/", &[]).unwrap();
         let directives = "max-age=60, stale-while-revalidate=30, stale-if-error=\"600\"";
-        let verdict = host_verdict(&request, &response(directives));
-        assert!(verdict.store);
+        let (verdict, not_stored) = host_verdict(&request, &response(directives));
+        assert!(verdict.store && not_stored.is_none());
         assert_eq!(verdict.ttl, Duration::from_secs(60));
         assert_eq!(verdict.stale_while_revalidate, Duration::from_secs(30));
         assert_eq!(verdict.stale_if_error, Duration::from_secs(600));
-        assert!(!host_verdict(&request, &response("no-store")).store);
+        let (no_store, why) = host_verdict(&request, &response("no-store"));
+        assert!(!no_store.store);
+        assert_eq!(why, Some(NotStorable::Semantics));
+        // caje's shared-cache rules, beyond RFC 9111: a Cookie request's answer is not shared,
+        // and must-revalidate leaves no stale windows.
+        let cookie = parse_request("GET https://example.com/", &["cookie: a=b".to_owned()]);
+        let (verdict, why) = host_verdict(&cookie.unwrap(), &response("max-age=60"));
+        assert!(!verdict.store);
+        assert_eq!(why, Some(NotStorable::CookieRequest));
+        let strict = "max-age=60, must-revalidate, stale-if-error=600";
+        let (verdict, _) = host_verdict(&request, &response(strict));
+        assert_eq!(verdict.stale_if_error, Duration::ZERO);
     }
 }

@@ -8,6 +8,7 @@ use http::header::{HeaderMap, HeaderName, HeaderValue};
 use http::{Method, StatusCode};
 
 use super::bindings::caje::policy::types::{self as wit, Headers};
+use crate::cache::Windows;
 
 /// The largest body of a synthetic response.
 const MAX_SYNTHETIC_BODY: usize = 64 << 10;
@@ -93,6 +94,26 @@ impl CacheVerdict {
             stale_if_error: Duration::ZERO,
             tags: Vec::new(),
             keep_set_cookie: false,
+        }
+    }
+
+    /// The host's verdict, which the first module is given: store or not as caje's HTTP
+    /// caching rules say, with the windows they found (see [`crate::cache::assess`]).
+    pub fn default_for(windows: &Windows, store: bool) -> Self {
+        CacheVerdict {
+            stale_while_revalidate: windows.stale_while_revalidate,
+            stale_if_error: windows.stale_if_error,
+            ..CacheVerdict::new(store, windows.ttl)
+        }
+    }
+
+    /// The windows an entry stored under this verdict gets; `must_revalidate` is the response's.
+    pub fn windows(&self, must_revalidate: bool) -> Windows {
+        Windows {
+            ttl: self.ttl,
+            stale_while_revalidate: self.stale_while_revalidate,
+            stale_if_error: self.stale_if_error,
+            must_revalidate,
         }
     }
 }

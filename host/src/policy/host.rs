@@ -117,28 +117,19 @@ impl types::HostRequest for StoreState {
     }
 
     fn scheme(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self
-            .request()?
-            .uri
-            .scheme_str()
-            .unwrap_or("http")
-            .to_owned())
+        Ok(self.request()?.scheme.to_owned())
     }
 
     fn authority(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        let uri = &self.request()?.uri;
-        Ok(uri
-            .authority()
-            .map_or("", |authority| authority.as_str())
-            .to_owned())
+        Ok(self.request()?.authority.to_owned())
     }
 
     fn path(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.request()?.uri.path().to_owned())
+        Ok(self.request()?.path_and_query.path().to_owned())
     }
 
     fn query(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
-        Ok(self.request()?.uri.query().map(str::to_owned))
+        Ok(self.request()?.path_and_query.query().map(str::to_owned))
     }
 
     fn header(

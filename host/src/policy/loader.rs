@@ -80,14 +80,22 @@ struct FileEntry {
 pub(crate) struct Scan {
     /// The chain or a file's status changed.
     pub changed: bool,
-    /// A file is still being written (or changed while read): scan again after the settle time.
-    pub unsettled: bool,
+    /// A file is still being written (or changed while read): scan again after this long,
+    /// when the first such file will have been left alone for the settle time.
+    pub retry_in: Option<Duration>,
 }
 
 enum Refresh {
     Unchanged,
     Changed,
-    Unsettled,
+    /// Not settled yet; worth reading again after this long.
+    Unsettled(Duration),
+}
+
+/// A module file's content, or how long until it may be read.
+enum Contents {
+    Settled(Vec<u8>),
+    Unsettled(Duration),
 }
 
 pub(crate) struct Loader {
@@ -138,13 +146,15 @@ impl Loader {
         self.files.retain(|name, _| listing.contains_key(name));
         let mut scan = Scan {
             changed: self.files.len() != before,
-            unsettled: false,
+            retry_in: None,
         };
         for (name, path) in listing {
             match self.refresh(&name, &path) {
                 Refresh::Unchanged => {}
                 Refresh::Changed => scan.changed = true,
-                Refresh::Unsettled => scan.unsettled = true,
+                Refresh::Unsettled(wait) => {
+                    scan.retry_in = Some(scan.retry_in.map_or(wait, |other| other.min(wait)));
+                }
             }
         }
         if scan.changed {
@@ -170,8 +180,8 @@ impl Loader {
             return Refresh::Unchanged;
         }
         let wasm = match read_settled(path, &meta, self.config.reload_debounce) {
-            Ok(Some(wasm)) => wasm,
-            Ok(None) => return Refresh::Unsettled,
+            Ok(Contents::Settled(wasm)) => wasm,
+            Ok(Contents::Unsettled(wait)) => return Refresh::Unsettled(wait),
             Err(err) => {
                 entry.seen = Some(fingerprint);
                 tracing::warn!(
@@ -307,21 +317,25 @@ fn list_modules(dir: &Path) -> io::Result<BTreeMap<String, PathBuf>> {
 }
 
 /// Reads `path` if it has not been modified for `settle` and does not change while read, so a
-/// file still being written is never loaded half-way; `None` means "not yet".
-fn read_settled(path: &Path, meta: &fs::Metadata, settle: Duration) -> io::Result<Option<Vec<u8>>> {
+/// file still being written is never loaded half-way; otherwise says how long to wait.
+fn read_settled(path: &Path, meta: &fs::Metadata, settle: Duration) -> io::Result<Contents> {
     let age = meta
         .modified()
         .ok()
         .and_then(|modified| SystemTime::now().duration_since(modified).ok());
     // An mtime in the future (clock skew) cannot be reasoned about: treat it as settled.
-    if age.is_some_and(|age| age < settle) {
-        return Ok(None);
+    if let Some(age) = age.filter(|age| *age < settle) {
+        return Ok(Contents::Unsettled(settle - age));
     }
     let wasm = fs::read(path)?;
     let after = fs::metadata(path)?;
     let unchanged =
         Fingerprint::of(&after) == Fingerprint::of(meta) && wasm.len() as u64 == meta.len();
-    Ok(unchanged.then_some(wasm))
+    Ok(if unchanged {
+        Contents::Settled(wasm)
+    } else {
+        Contents::Unsettled(settle)
+    })
 }
 
 /// Checks that `dir` can be watched and scanned.

@@ -98,11 +98,7 @@ impl Module {
 
     fn smoke_test(&self) -> Result<(), String> {
         let (method, uri, headers) = (Method::GET, Uri::from_static(SMOKE_URL), HeaderMap::new());
-        let request = RequestView {
-            method: &method,
-            uri: &uri,
-            headers: &headers,
-        };
+        let request = RequestView::from_uri(&method, &uri, &headers);
         let response = ResponseView {
             status: StatusCode::OK,
             headers: &headers,

@@ -5,6 +5,7 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
+use std::time::Instant;
 
 use anyhow::{Context as _, ensure};
 use arc_swap::ArcSwap;
@@ -18,7 +19,7 @@ use super::status::ModuleStatus;
 
 /// How many settle periods `start` waits for files still being written before it goes on
 /// without them (the watcher loads them once they settle).
-const START_SETTLE_ROUNDS: u32 = 10;
+const START_SETTLE_PERIODS: u32 = 10;
 
 /// The policy chain of one directory, reloaded when its files change.
 pub struct Policies {
@@ -52,11 +53,12 @@ impl Policies {
             .watcher()
             .watch(dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch the policies directory {}", dir.display()))?;
-        for _ in 0..START_SETTLE_ROUNDS {
-            if !loader.scan().unsettled {
+        let give_up = Instant::now() + loader.settle_time() * START_SETTLE_PERIODS;
+        while let Some(wait) = loader.scan().retry_in {
+            if Instant::now() + wait > give_up {
                 break;
             }
-            thread::sleep(loader.settle_time());
+            thread::sleep(wait);
         }
         loader.warn_unknown_module_settings();
         let snapshot = Arc::new(ArcSwap::from_pointee(loader.snapshot()));
@@ -84,17 +86,17 @@ impl Policies {
     }
 }
 
-/// Rescans after every debounced batch of events, and again after the settle time while a
-/// file is still being written; publishes a new snapshot when anything changed.
+/// Rescans after every debounced batch of events, and again once a file still being written
+/// has settled; publishes a new snapshot when anything changed.
 fn reload(
     mut loader: Loader,
     events: &Receiver<DebounceEventResult>,
     published: &ArcSwap<Snapshot>,
 ) {
-    let mut unsettled = false;
+    let mut retry_in = None;
     loop {
-        let event = if unsettled {
-            events.recv_timeout(loader.settle_time())
+        let event = if let Some(wait) = retry_in {
+            events.recv_timeout(wait)
         } else {
             events.recv().map_err(|_| RecvTimeoutError::Disconnected)
         };
@@ -105,7 +107,7 @@ fn reload(
         }
         while events.try_recv().is_ok() {}
         let scan = loader.scan();
-        unsettled = scan.unsettled;
+        retry_in = scan.retry_in;
         if scan.changed {
             published.store(Arc::new(loader.snapshot()));
         }

@@ -9,6 +9,7 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Uri};
 
 use super::headers;
+use crate::policy::RequestView;
 
 #[derive(Debug, Clone)]
 pub struct CanonicalRequest {
@@ -114,6 +115,17 @@ impl CanonicalRequest {
             .path_and_query(self.path_and_query.clone())
             .build()
             .expect("parts of a canonical request form a URI")
+    }
+
+    /// The request as policies see it.
+    pub fn view(&self) -> RequestView<'_> {
+        RequestView {
+            method: &self.method,
+            scheme: self.scheme.as_str(),
+            authority: &self.host,
+            path_and_query: &self.path_and_query,
+            headers: &self.headers,
+        }
     }
 
     pub fn path_and_query(&self) -> &str {

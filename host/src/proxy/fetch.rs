@@ -8,7 +8,7 @@ use bytes::{Bytes, BytesMut};
 use http::header::{self, HeaderMap, HeaderName};
 use http::{Method, Request, Response, StatusCode, request, response};
 use http_body_util::BodyExt;
-use http_cache_semantics::{AfterResponse, BeforeRequest, CacheOptions, CachePolicy};
+use http_cache_semantics::{AfterResponse, BeforeRequest, CachePolicy};
 use hyper::body::Incoming;
 
 use super::Proxy;
@@ -18,10 +18,10 @@ use super::headers;
 use super::origin::{Origin, OriginError};
 use super::route::{self, Route};
 use crate::cache::{
-    self, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline, Windows,
+    self, Assessment, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline,
 };
 use crate::manifest::ManifestRecord;
-use crate::policy::{CacheVerdict, PolicyRefusal, RequestView, ResponseView};
+use crate::policy::{CacheVerdict, PolicyRefusal, ResponseView};
 
 /// Request headers that would turn the cache's fetch into something other than a full 200.
 const CLIENT_CONDITIONALS: [HeaderName; 6] = [
@@ -122,9 +122,9 @@ impl Fetch<'_> {
         let now = SystemTime::now();
         if parts.status == StatusCode::NOT_MODIFIED {
             if let Some(stale) = self.stale
-                && let Some(entry) = self.merge_not_modified(proxy, stale, &parts, now)
+                && let Some(fetched) = self.merge_not_modified(proxy, stale, &parts, now)
             {
-                return Fetched::Revalidated(entry);
+                return fetched;
             }
             return Fetched::Private(pass_through(parts, body, &self.route.origin));
         }
@@ -169,22 +169,19 @@ impl Fetch<'_> {
         if chain.is_empty() {
             return Ok(default);
         }
-        let uri = self.request.uri();
-        let request = RequestView {
-            method: &self.request.method,
-            uri: &uri,
-            headers: &self.request.headers,
-        };
-        chain.on_response(&request, &ResponseView { status, headers }, default)
+        let response = ResponseView { status, headers };
+        chain.on_response(&self.request.view(), &response, default)
     }
 
+    /// Answers a 304 to caje's own revalidation from the stored entry (updated unless the
+    /// policies decline); `None` when the 304 does not match the entry.
     fn merge_not_modified(
         &self,
         proxy: &Proxy,
         stale: &Arc<Entry>,
         not_modified: &response::Parts,
         now: SystemTime,
-    ) -> Option<Arc<Entry>> {
+    ) -> Option<Fetched> {
         let vary: Vec<String> = stale
             .head
             .vary
@@ -212,25 +209,34 @@ impl Fetch<'_> {
         }
         let windows = cache::default_windows(&policy, &headers, now);
         let status = StatusCode::from_u16(stale.head.status).unwrap_or(StatusCode::OK);
-        // A policy that refuses (closed) or no longer stores it: serve what the origin confirmed, keep the old entry.
-        let verdict = self
-            .verdict(status, &headers, default_verdict(&windows, true))
-            .ok()?;
+        let default = CacheVerdict::default_for(&windows, true);
+        let verdict = match self.verdict(status, &headers, default) {
+            Ok(verdict) => verdict,
+            Err(refusal) => return Some(Fetched::Private(route::refused(self.request, &refusal))),
+        };
+        // The client never sent a conditional request: whatever happens to the update, it
+        // gets the body the origin just confirmed, never the 304.
+        let confirmed = Fetched::Revalidated(stale.clone());
         if !verdict.store {
-            return None;
+            // The policies no longer store it: the old entry stays as it was (stale).
+            return Some(confirmed);
         }
         let mut head = stale.head.clone();
         head.headers = stored_headers(&headers, verdict.keep_set_cookie);
         head.policy = policy;
-        head.timeline = Timeline::new(now, &windows_of(&verdict, windows.must_revalidate));
+        head.timeline = Timeline::new(now, &verdict.windows(windows.must_revalidate));
         head.tags = verdict.tags;
         match proxy.cache.update_head(stale, head) {
-            Ok(entry) => Some(entry),
+            Ok(entry) => {
+                // Its expiry (and tags) changed: other nodes must see the new ones.
+                record(proxy, &entry);
+                Some(Fetched::Revalidated(entry))
+            }
             Err(err) => {
                 metrics::counter!("caje_cache_store_errors_total", "op" => "revalidate")
                     .increment(1);
                 tracing::warn!(url = %self.request.url, error = %err, "could not store a revalidated entry");
-                None
+                Some(confirmed)
             }
         }
     }
@@ -243,15 +249,12 @@ impl Fetch<'_> {
         now: SystemTime,
     ) -> Fetched {
         let full_request = self.request_parts();
-        let policy = CachePolicy::new_options(&full_request, &parts, now, cache_options());
-        let windows = cache::default_windows(&policy, &parts.headers, now);
         let max_size = proxy.cache.config().max_object_size.0;
-        let storable = cache::check_storable(&full_request, &parts, &policy, windows.ttl, max_size);
-        let verdict = match self.verdict(
-            parts.status,
-            &parts.headers,
-            default_verdict(&windows, storable.is_ok()),
-        ) {
+        let Assessment {
+            windows, storable, ..
+        } = cache::assess(&full_request, &parts, now, max_size);
+        let default = CacheVerdict::default_for(&windows, storable.is_ok());
+        let verdict = match self.verdict(parts.status, &parts.headers, default) {
             Ok(verdict) => verdict,
             Err(refusal) => return Fetched::Private(route::refused(self.request, &refusal)),
         };
@@ -289,8 +292,8 @@ impl Fetch<'_> {
             origin: self.route.origin.name.clone(),
             status: parts.status.as_u16(),
             headers: stored_headers(&parts.headers, verdict.keep_set_cookie),
-            policy: CachePolicy::new_options(&persisted, &parts, now, cache_options()),
-            timeline: Timeline::new(now, &windows_of(&verdict, windows.must_revalidate)),
+            policy: CachePolicy::new_options(&persisted, &parts, now, cache::cache_options()),
+            timeline: Timeline::new(now, &verdict.windows(windows.must_revalidate)),
             shared_with_authorization: allows_authorization(&parts.headers),
             vary: vary_values
                 .iter()
@@ -371,9 +374,7 @@ impl Pump {
         match proxy.cache.commit(self.writer, self.head, &self.base) {
             Ok(entry) => {
                 metrics::counter!("caje_cache_fills_total").increment(1);
-                if let Some(manifest) = &proxy.manifest {
-                    manifest.record(manifest_record(&entry));
-                }
+                record(proxy, &entry);
                 Some(entry)
             }
             Err(err) => {
@@ -388,6 +389,13 @@ impl Pump {
         metrics::counter!("caje_fills_abandoned_total").increment(1);
         tracing::warn!(url = %url, origin = %self.origin.name, reason, "fill abandoned; nothing stored");
         None
+    }
+}
+
+/// Queues the manifest row of a stored entry, off the response path.
+fn record(proxy: &Proxy, entry: &Entry) {
+    if let Some(manifest) = &proxy.manifest {
+        manifest.record(manifest_record(entry));
     }
 }
 
@@ -407,13 +415,6 @@ fn manifest_record(entry: &Entry) -> ManifestRecord {
     }
 }
 
-fn cache_options() -> CacheOptions {
-    CacheOptions {
-        shared: true,
-        ..CacheOptions::default()
-    }
-}
-
 /// The response directives that let a shared cache answer requests carrying Authorization.
 fn allows_authorization(headers: &HeaderMap) -> bool {
     headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
@@ -429,25 +430,6 @@ fn allows_authorization(headers: &HeaderMap) -> bool {
             })
         })
     })
-}
-
-/// The host's verdict before any policy: http-cache-semantics' storability and windows.
-fn default_verdict(windows: &Windows, store: bool) -> CacheVerdict {
-    CacheVerdict {
-        stale_while_revalidate: windows.stale_while_revalidate,
-        stale_if_error: windows.stale_if_error,
-        ..CacheVerdict::new(store, windows.ttl)
-    }
-}
-
-/// The windows a verdict sets; `must_revalidate` still comes from the response.
-fn windows_of(verdict: &CacheVerdict, must_revalidate: bool) -> Windows {
-    Windows {
-        ttl: verdict.ttl,
-        stale_while_revalidate: verdict.stale_while_revalidate,
-        stale_if_error: verdict.stale_if_error,
-        must_revalidate,
-    }
 }
 
 fn stored_headers(

@@ -34,11 +34,11 @@ impl Proxy {
     ) -> Response<Body> {
         let started = Instant::now();
         let (mut parts, body) = request.into_parts();
-        let request = match CanonicalRequest::new(&mut parts, client, &self.scheme) {
+        let mut request = match CanonicalRequest::new(&mut parts, client, &self.scheme) {
             Ok(request) => request,
             Err(err) => return respond::error(StatusCode::BAD_REQUEST, &err.to_string()),
         };
-        let (route, action) = match self.route(&request) {
+        let (route, action) = match self.route(&mut request) {
             Routed::Go(route, action) => (route, action),
             Routed::Answer(answer) => return answer,
         };

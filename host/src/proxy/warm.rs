@@ -47,11 +47,11 @@ impl Proxy {
             Ok(request) => request.into_parts().0,
             Err(err) => return Warmed::Failed(format!("invalid URL {:?}: {err}", record.url)),
         };
-        let request = match CanonicalRequest::new(&mut parts, WARMER, &self.scheme) {
+        let mut request = match CanonicalRequest::new(&mut parts, WARMER, &self.scheme) {
             Ok(request) => request,
             Err(err) => return Warmed::Failed(format!("invalid URL {:?}: {err}", record.url)),
         };
-        let route = match self.route(&request) {
+        let route = match self.route(&mut request) {
             Routed::Go(route, Action::Lookup) => route,
             Routed::Go(_, Action::Pass) => {
                 return Warmed::NotStored("a policy passes it to the origin uncached".into());

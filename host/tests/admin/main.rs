@@ -9,6 +9,4 @@ mod observability;
 mod outage;
 mod policies;
 mod purging;
-#[path = "../support/mod.rs"]
-mod shared;
 mod support;

@@ -12,7 +12,7 @@ use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::Value;
 
-use crate::shared::policies::component;
+use caje_testkit::policies::component;
 
 pub const TOKEN: &str = "test-admin-token-5f1c2a9e";
 

@@ -103,6 +103,29 @@ fn test_prints_each_hooks_decision() {
 }
 
 #[test]
+fn test_starts_on_response_from_the_proxys_defaults() {
+    // http-cache-semantics alone would store this; caje does not share what answers a Cookie
+    // request unless the response says so, and `caje policy test` says what caje would do.
+    let output = caje(&[
+        "policy",
+        "test",
+        component("route-by-path").to_str().unwrap(),
+        "--request",
+        "GET https://example.com/account",
+        "--header",
+        "Cookie: session=1",
+        "--response-header",
+        "cache-control: max-age=120",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    assert!(
+        stdout.contains("on-response (status 200; given store no (request had Cookie), ttl 2m)"),
+        "{stdout}"
+    );
+}
+
+#[test]
 fn test_reports_a_failing_hook_and_exits_with_1() {
     let file = component("hostile-unknown-origin");
     let output = caje(&[

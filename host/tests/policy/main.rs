@@ -1,9 +1,6 @@
 //! The policy module against real components compiled from `policies/`: the examples'
 //! decisions, the chain, hostile modules, hot reload, the precompiled cache and the CLI.
 
-#[path = "../support/mod.rs"]
-mod support;
-
 mod chain;
 mod cli;
 mod examples;
@@ -22,7 +19,7 @@ use caje::policy::{
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tempfile::TempDir;
 
-use support::policies::component;
+use caje_testkit::policies::{self as built, component};
 
 /// The origins every test configures.
 pub const ORIGINS: [&str; 2] = ["default", "api"];
@@ -66,13 +63,11 @@ impl PolicyDir {
 
     /// Installs a built component as `file` the way authors should: copy beside, then rename.
     pub fn install(&self, file: &str, crate_name: &str) {
-        self.install_bytes(file, &fs::read(component(crate_name)).unwrap());
+        built::install(&self.path(), file, crate_name);
     }
 
     pub fn install_bytes(&self, file: &str, bytes: &[u8]) {
-        let temp = self.path().join(format!(".{file}.tmp"));
-        fs::write(&temp, bytes).unwrap();
-        fs::rename(&temp, self.file(file)).unwrap();
+        built::install_bytes(&self.path(), file, bytes);
     }
 
     pub fn start(&self) -> Policies {
@@ -109,11 +104,7 @@ impl TestRequest {
     }
 
     pub fn view(&self) -> RequestView<'_> {
-        RequestView {
-            method: &self.method,
-            uri: &self.uri,
-            headers: &self.headers,
-        }
+        RequestView::from_uri(&self.method, &self.uri, &self.headers)
     }
 
     /// What the proxy passes the first module.

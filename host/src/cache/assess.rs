@@ -1,0 +1,84 @@
+//! What caje's HTTP caching rules say about an origin response before any policy speaks: the
+//! proxy hands this to the policy chain, and `caje policy test` shows authors the same defaults.
+
+use std::time::SystemTime;
+
+use http::{request, response};
+use http_cache_semantics::{CacheOptions, CachePolicy};
+
+use super::entry::Windows;
+use super::freshness::default_windows;
+use super::storable::{NotStorable, check};
+
+/// The host's view of one response.
+pub struct Assessment {
+    /// http-cache-semantics' policy for the full client request, as a shared cache.
+    pub policy: CachePolicy,
+    /// Freshness and the stale windows of `Cache-Control`.
+    pub windows: Windows,
+    /// Whether caje would store it (a policy may still override that).
+    pub storable: Result<(), NotStorable>,
+}
+
+/// Assesses `response` to `request` (the full request, credentials included) at `now`.
+pub fn assess(
+    request: &request::Parts,
+    response: &response::Parts,
+    now: SystemTime,
+    max_object_size: u64,
+) -> Assessment {
+    let policy = CachePolicy::new_options(request, response, now, cache_options());
+    let windows = default_windows(&policy, &response.headers, now);
+    let storable = check(request, response, &policy, windows.ttl, max_object_size);
+    Assessment {
+        policy,
+        windows,
+        storable,
+    }
+}
+
+/// http-cache-semantics' options for caje: a shared cache.
+pub fn cache_options() -> CacheOptions {
+    CacheOptions {
+        shared: true,
+        ..CacheOptions::default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    fn parts(cache_control: &str, cookie: bool) -> (request::Parts, response::Parts) {
+        let mut request = http::Request::get("https://example.com/").header("host", "example.com");
+        if cookie {
+            request = request.header("cookie", "a=b");
+        }
+        let response = http::Response::builder().header("cache-control", cache_control);
+        (
+            request.body(()).unwrap().into_parts().0,
+            response.body(()).unwrap().into_parts().0,
+        )
+    }
+
+    #[test]
+    fn storability_follows_semantics_and_shared_cache_rules() {
+        let now = SystemTime::now();
+        let (request, response) = parts("max-age=60, stale-if-error=600", false);
+        let fresh = assess(&request, &response, now, 1 << 20);
+        assert_eq!(fresh.storable, Ok(()));
+        assert_eq!(fresh.windows.ttl, Duration::from_secs(60));
+        assert_eq!(fresh.windows.stale_if_error, Duration::from_secs(600));
+        let (request, response) = parts("max-age=60", true);
+        let personal = assess(&request, &response, now, 1 << 20);
+        assert_eq!(personal.storable, Err(NotStorable::CookieRequest));
+        let (request, response) = parts("private, max-age=60", false);
+        assert_eq!(
+            assess(&request, &response, now, 1 << 20).storable,
+            Err(NotStorable::Semantics),
+            "caje is a shared cache"
+        );
+    }
+}
