@@ -68,6 +68,12 @@
 //! - **Instances are reused** between calls (and between requests): statics and thread-locals
 //!   persist. Do not rely on them for correctness — a trap discards the instance and a new
 //!   one starts from scratch, and several instances of a module run side by side.
+//! - **`on_request` decisions are memoized**: caje records what a call read (method, URL
+//!   parts, the headers it looked up) and answers a later request that gives the same values
+//!   to those reads, with the same current decision, without calling the module. So decide
+//!   only from what you read — no state carried between calls. A module that cannot is listed
+//!   in caje's config with `memoize = false`. Reading all headers at once disables the memo
+//!   for that call. `on_response` is always called.
 //! - Each call has a deterministic CPU budget (fuel) and a wall-clock backstop; memory is
 //!   capped per instance (16 MiB by default). Exceeding either is a trap.
 //! - There is no WASI: clocks, randomness, files, sockets, `println!` trap if called. A panic

@@ -94,6 +94,8 @@ fn load(file: &Path, origins: Vec<String>) -> anyhow::Result<Result<Module, Stri
         digest: &digest,
         failure_mode: config.failure,
         origins: origins.into(),
+        // The CLI shows what each call decides: never answer from a memo.
+        memo_entries: 0,
     };
     Ok(Module::load(&runtime, &cache, spec, &wasm).map_err(|reason| format!("{name} {reason}")))
 }

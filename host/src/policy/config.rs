@@ -42,6 +42,13 @@ pub struct PolicyConfig {
     /// Module instances alive at once, across all modules (idle ones kept for reuse plus
     /// in-flight calls); sizes the pooling allocator. 1000 by default.
     pub max_instances: u32,
+    /// Reuse a module's `on-request` decision for requests that give the same answers to
+    /// everything it read (see the policy memo in the README); `true` by default. Modules
+    /// whose decisions depend on anything else (clocks, randomness, state kept between calls)
+    /// must be listed with `memoize = false`.
+    pub memoize: bool,
+    /// Decisions remembered per module; 4096 by default.
+    pub memo_entries: usize,
 }
 
 /// What a module's failure does to the request.
@@ -55,12 +62,13 @@ pub enum FailureMode {
     Closed,
 }
 
-/// Settings of one module, keyed by its file name in [`PolicyConfig::modules`].
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// Settings of one module, keyed by its file name in [`PolicyConfig::modules`]; each key
+/// overrides the `[policies]` one of the same name.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub struct ModuleConfig {
-    /// Overrides [`PolicyConfig::failure`] for this module.
-    pub failure: FailureMode,
+    pub failure: Option<FailureMode>,
+    pub memoize: Option<bool>,
 }
 
 impl Default for PolicyConfig {
@@ -74,6 +82,8 @@ impl Default for PolicyConfig {
             modules: BTreeMap::new(),
             precompiled_dir: None,
             max_instances: 1000,
+            memoize: true,
+            memo_entries: 4096,
         }
     }
 }
@@ -102,7 +112,18 @@ impl PolicyConfig {
     pub fn failure_mode(&self, name: &str) -> FailureMode {
         self.modules
             .get(name)
-            .map_or(self.failure, |module| module.failure)
+            .and_then(|module| module.failure)
+            .unwrap_or(self.failure)
+    }
+
+    /// How many of its decisions the module in file `name` may have memoized (0: none).
+    pub fn memo_entries(&self, name: &str) -> usize {
+        let memoize = self
+            .modules
+            .get(name)
+            .and_then(|module| module.memoize)
+            .unwrap_or(self.memoize);
+        if memoize { self.memo_entries } else { 0 }
     }
 }
 

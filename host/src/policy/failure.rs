@@ -80,6 +80,8 @@ pub(crate) struct Counts {
     pub traps: u64,
     pub timeouts: u64,
     pub invalid_decisions: u64,
+    /// `on-request` calls answered from the memo, without entering the module.
+    pub memo_hits: u64,
 }
 
 /// Counts and logs the calls and failures of one loaded module.
@@ -89,7 +91,9 @@ pub(crate) struct ModuleStats {
     traps: AtomicU64,
     timeouts: AtomicU64,
     invalid: AtomicU64,
+    memo_hits: AtomicU64,
     calls_metric: [Counter; 2],
+    memo_hits_metric: Counter,
     failures_metric: [Counter; 3],
     last_log: Mutex<Option<Instant>>,
     unlogged: AtomicU64,
@@ -106,7 +110,9 @@ impl ModuleStats {
             traps: AtomicU64::new(0),
             timeouts: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
+            memo_hits: AtomicU64::new(0),
             calls_metric: [calls("on_request"), calls("on_response")],
+            memo_hits_metric: counter!("caje_policy_memo_hits_total", "module" => module.to_owned()),
             failures_metric: [
                 failures(FailureKind::Trap),
                 failures(FailureKind::Timeout),
@@ -120,6 +126,11 @@ impl ModuleStats {
     pub fn record_call(&self, hook: Hook) {
         self.calls.fetch_add(1, Ordering::Relaxed);
         self.calls_metric[hook as usize].increment(1);
+    }
+
+    pub fn record_memo_hit(&self) {
+        self.memo_hits.fetch_add(1, Ordering::Relaxed);
+        self.memo_hits_metric.increment(1);
     }
 
     pub fn record_failure(&self, hook: Hook, failure: &Failure) {
@@ -166,6 +177,7 @@ impl ModuleStats {
             traps: self.traps.load(Ordering::Relaxed),
             timeouts: self.timeouts.load(Ordering::Relaxed),
             invalid_decisions: self.invalid.load(Ordering::Relaxed),
+            memo_hits: self.memo_hits.load(Ordering::Relaxed),
         }
     }
 }

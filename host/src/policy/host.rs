@@ -10,6 +10,7 @@ use wasmtime::{ResourceLimiter, Store, bail};
 use super::bindings::caje::policy::types::{self, Headers};
 use super::bindings::{RequestHandle, ResponseHandle};
 use super::decision::wit_headers;
+use super::memo::{Read, Trace};
 use super::view::{RequestView, ResponseView};
 
 /// The longest panic message kept from a guest.
@@ -24,6 +25,8 @@ pub(crate) struct StoreState {
     pub memory_refused: Option<usize>,
     /// What the guest's panic hook reported before it trapped.
     pub panic_message: Option<String>,
+    /// The reads of the request in this call, when its decision may be memoized.
+    pub trace: Option<Trace>,
 }
 
 /// The proxy's request (or response head), lent to a store for one hook call. A store's data
@@ -64,6 +67,7 @@ impl StoreState {
             memory_limit,
             memory_refused: None,
             panic_message: None,
+            trace: None,
         }
     }
 
@@ -82,6 +86,14 @@ impl StoreState {
         state.memory_refused = None;
         let guard = LendGuard(store);
         call(guard.0)
+    }
+
+    /// The request, noting `read` in the trace of a memoizable call.
+    fn read(&mut self, read: Read) -> wasmtime::Result<&RequestView<'_>> {
+        if let Some(trace) = &mut self.trace {
+            trace.record(read);
+        }
+        self.request()
     }
 
     fn request(&self) -> wasmtime::Result<&RequestView<'_>> {
@@ -113,23 +125,27 @@ fn all_values(headers: &HeaderMap, name: &str) -> Vec<Vec<u8>> {
 
 impl types::HostRequest for StoreState {
     fn method(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.request()?.method.as_str().to_owned())
+        Ok(self.read(Read::Method)?.method.as_str().to_owned())
     }
 
     fn scheme(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.request()?.scheme.to_owned())
+        Ok(self.read(Read::Scheme)?.scheme.to_owned())
     }
 
     fn authority(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.request()?.authority.to_owned())
+        Ok(self.read(Read::Authority)?.authority.to_owned())
     }
 
     fn path(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<String> {
-        Ok(self.request()?.path_and_query.path().to_owned())
+        Ok(self.read(Read::Path)?.path_and_query.path().to_owned())
     }
 
     fn query(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Option<String>> {
-        Ok(self.request()?.path_and_query.query().map(str::to_owned))
+        Ok(self
+            .read(Read::Query)?
+            .path_and_query
+            .query()
+            .map(str::to_owned))
     }
 
     fn header(
@@ -137,7 +153,8 @@ impl types::HostRequest for StoreState {
         _: Resource<RequestHandle>,
         name: String,
     ) -> wasmtime::Result<Option<Vec<u8>>> {
-        Ok(first_value(self.request()?.headers, &name))
+        let read = Read::Header(name.to_ascii_lowercase());
+        Ok(first_value(self.read(read)?.headers, &name))
     }
 
     fn header_all(
@@ -145,10 +162,14 @@ impl types::HostRequest for StoreState {
         _: Resource<RequestHandle>,
         name: String,
     ) -> wasmtime::Result<Vec<Vec<u8>>> {
-        Ok(all_values(self.request()?.headers, &name))
+        let read = Read::HeaderAll(name.to_ascii_lowercase());
+        Ok(all_values(self.read(read)?.headers, &name))
     }
 
     fn headers(&mut self, _: Resource<RequestHandle>) -> wasmtime::Result<Headers> {
+        if let Some(trace) = &mut self.trace {
+            trace.record_all_headers();
+        }
         Ok(wit_headers(self.request()?.headers))
     }
 

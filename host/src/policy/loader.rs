@@ -223,6 +223,7 @@ impl Loader {
             digest: &digest,
             failure_mode: self.config.failure_mode(name),
             origins: Arc::clone(&self.origins),
+            memo_entries: self.config.memo_entries(name),
         };
         match Module::load(&self.runtime, &self.cache, spec, &wasm) {
             Ok(module) => {

@@ -15,6 +15,7 @@ mod engine;
 mod failure;
 mod host;
 mod loader;
+mod memo;
 mod module;
 mod precompiled;
 mod status;

@@ -16,6 +16,7 @@ use super::decision::{CacheVerdict, RequestDecision};
 use super::engine::Runtime;
 use super::failure::{Failure, FailureKind, ModuleStats};
 use super::host::StoreState;
+use super::memo::{DecisionMemo, Trace};
 use super::precompiled::{CompiledFrom, PrecompiledCache};
 use super::view::{RequestView, ResponseView};
 
@@ -30,6 +31,8 @@ pub(crate) struct ModuleSpec<'a> {
     pub failure_mode: FailureMode,
     /// The configured origin names a decision may use.
     pub origins: Arc<[String]>,
+    /// Decisions the module may have memoized; 0 turns the memo off.
+    pub memo_entries: usize,
 }
 
 pub(crate) struct Module {
@@ -46,6 +49,7 @@ pub(crate) struct Module {
     pre: PolicyPre<StoreState>,
     idle: Mutex<Vec<Instance>>,
     max_idle: usize,
+    memo: Option<DecisionMemo>,
 }
 
 struct Instance {
@@ -91,6 +95,7 @@ impl Module {
             pre,
             idle: Mutex::new(Vec::new()),
             max_idle: std::thread::available_parallelism().map_or(4, usize::from),
+            memo: (spec.memo_entries > 0).then(|| DecisionMemo::new(spec.memo_entries)),
         };
         module.smoke_test()?;
         Ok(module)
@@ -124,16 +129,27 @@ impl Module {
         request: &RequestView<'_>,
         current: &RequestDecision,
     ) -> Result<Outcome<RequestDecision>, Failure> {
-        let outcome = self.call_on_request(request, current)?;
+        if let Some(memo) = &self.memo
+            && let Some(value) = memo.lookup(request, current)
+        {
+            self.stats.record_memo_hit();
+            return Ok(Outcome {
+                value,
+                fuel_used: 0,
+            });
+        }
+        let (outcome, trace) = self.traced_on_request(request, current)?;
         let value = RequestDecision::from_wit(outcome.value, &self.origins)
             .map_err(|message| Failure::new(FailureKind::Invalid, message))?;
+        if let (Some(memo), Some(trace)) = (&self.memo, trace) {
+            memo.insert(trace, request, current, &value);
+        }
         Ok(Outcome {
             value,
             fuel_used: outcome.fuel_used,
         })
     }
 
-    /// Runs `on-response` and validates the verdict.
     pub fn on_response(
         &self,
         request: &RequestView<'_>,
@@ -154,8 +170,19 @@ impl Module {
         request: &RequestView<'_>,
         current: &RequestDecision,
     ) -> Result<Outcome<wit::RequestDecision>, Failure> {
+        self.traced_on_request(request, current)
+            .map(|(outcome, _)| outcome)
+    }
+
+    /// `on-request`, recording the reads it makes when its decision may be memoized.
+    fn traced_on_request(
+        &self,
+        request: &RequestView<'_>,
+        current: &RequestDecision,
+    ) -> Result<(Outcome<wit::RequestDecision>, Option<Trace>), Failure> {
         let current = wit::RequestDecision::from(current);
-        self.call(request, None, |policy, store| {
+        let traced = self.memo.is_some();
+        self.call(request, None, traced, |policy, store| {
             policy
                 .caje_policy_hooks()
                 .call_on_request(store, Resource::new_borrow(0), &current)
@@ -169,7 +196,7 @@ impl Module {
         current: &CacheVerdict,
     ) -> Result<Outcome<wit::CacheVerdict>, Failure> {
         let current = wit::CacheVerdict::from(current);
-        self.call(request, Some(response), |policy, store| {
+        self.call(request, Some(response), false, |policy, store| {
             let hooks = policy.caje_policy_hooks();
             hooks.call_on_response(
                 store,
@@ -178,16 +205,18 @@ impl Module {
                 &current,
             )
         })
+        .map(|(outcome, _)| outcome)
     }
 
     /// Runs `hook` on an idle instance (or a new one) with fresh limits; the instance goes back
-    /// to the pool only if the call succeeded.
+    /// to the pool only if the call succeeded. With `traced`, also returns the reads it made.
     fn call<R>(
         &self,
         request: &RequestView<'_>,
         response: Option<&ResponseView<'_>>,
+        traced: bool,
         hook: impl FnOnce(&Policy, &mut Store<StoreState>) -> wasmtime::Result<R>,
-    ) -> Result<Outcome<R>, Failure> {
+    ) -> Result<(Outcome<R>, Option<Trace>), Failure> {
         let idle = self
             .idle
             .lock()
@@ -203,7 +232,9 @@ impl Module {
             .set_fuel(limits.fuel)
             .expect("fuel metering is enabled on the policy engine");
         store.set_epoch_deadline(limits.epoch_ticks);
+        store.data_mut().trace = traced.then(Trace::new);
         let result = StoreState::lend(store, request, response, |store| hook(policy, store));
+        let trace = store.data_mut().trace.take();
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
         match result {
             Ok(value) => {
@@ -211,7 +242,7 @@ impl Module {
                 if idle.len() < self.max_idle {
                     idle.push(instance);
                 }
-                Ok(Outcome { value, fuel_used })
+                Ok((Outcome { value, fuel_used }, trace))
             }
             Err(err) => Err(self.classify(&err, instance.store.data())),
         }

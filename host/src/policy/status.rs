@@ -33,6 +33,8 @@ pub struct ModuleStatus {
     pub traps: u64,
     pub timeouts: u64,
     pub invalid_decisions: u64,
+    /// `on-request` calls answered from the decision memo (counted in `calls` too).
+    pub memo_hits: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -93,6 +95,7 @@ impl ModuleStatus {
             traps: counts.traps,
             timeouts: counts.timeouts,
             invalid_decisions: counts.invalid_decisions,
+            memo_hits: counts.memo_hits,
         }
     }
 }

@@ -17,7 +17,8 @@ fn closed(files: &[&str]) -> PolicyConfig {
         config.modules.insert(
             (*file).to_owned(),
             ModuleConfig {
-                failure: FailureMode::Closed,
+                failure: Some(FailureMode::Closed),
+                ..ModuleConfig::default()
             },
         );
     }

@@ -5,6 +5,7 @@ mod chain;
 mod cli;
 mod examples;
 mod hostile;
+mod memo;
 mod reload;
 
 use std::fs;

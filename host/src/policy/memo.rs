@@ -1,0 +1,339 @@
+//! Reusing `on-request` decisions: a module's decision is a function of what it read, so a
+//! request that gives the same answers to the same reads gets the same decision without a call.
+//!
+//! While a module runs, the host records each read it makes of the request (`path()`,
+//! `header("cookie")`, …) in order: a trace. A recorded call is then a certificate: any later
+//! request that gives the same values to that trace's reads, with the same current decision,
+//! makes a deterministic module read the same things and return the same decision, whatever
+//! else differs. So the memo keeps the few distinct traces (shapes) a module produced and, per
+//! shape, decisions keyed by the values read. This needs modules to decide only from what they
+//! read (no clocks, randomness or state carried between calls); a module that does not is
+//! configured with `memoize = false`. Decisions are never memoized after a failure, nor when a
+//! module read every header at once (the key would be the whole request).
+
+use std::sync::{Arc, RwLock};
+
+use http::HeaderMap;
+use quick_cache::sync::Cache as QuickCache;
+use xxhash_rust::xxh3::Xxh3;
+
+use super::decision::{HeaderEdit, RequestAction, RequestDecision};
+use super::view::RequestView;
+
+/// Distinct traces remembered per module; past this, new traces are not memoized.
+const MAX_SHAPES: usize = 16;
+
+/// One read a module made of the request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Read {
+    Method,
+    Scheme,
+    Authority,
+    Path,
+    Query,
+    /// First value of a header (lower-cased name).
+    Header(String),
+    /// Every value of a header.
+    HeaderAll(String),
+}
+
+/// The reads of one call, in order; `None` once the module read all headers at once.
+#[derive(Debug, Default)]
+pub(crate) struct Trace {
+    reads: Option<Vec<Read>>,
+}
+
+impl Trace {
+    pub fn new() -> Self {
+        Trace {
+            reads: Some(Vec::new()),
+        }
+    }
+
+    pub fn record(&mut self, read: Read) {
+        if let Some(reads) = &mut self.reads
+            && !reads.contains(&read)
+        {
+            reads.push(read);
+        }
+    }
+
+    /// The module read every header: no key short of the whole request would do.
+    pub fn record_all_headers(&mut self) {
+        self.reads = None;
+    }
+}
+
+struct Memoized {
+    shape: Arc<[Read]>,
+    current: RequestDecision,
+    /// The values the shape's reads gave, each `None` when absent.
+    values: Vec<Option<Vec<Vec<u8>>>>,
+    decision: RequestDecision,
+}
+
+pub(crate) struct DecisionMemo {
+    shapes: RwLock<Vec<Arc<[Read]>>>,
+    entries: QuickCache<u64, Arc<Memoized>>,
+}
+
+impl DecisionMemo {
+    pub fn new(capacity: usize) -> Self {
+        DecisionMemo {
+            shapes: RwLock::new(Vec::new()),
+            entries: QuickCache::new(capacity.max(1)),
+        }
+    }
+
+    /// A decision recorded for a request that reads the same as `request`, given `current`.
+    pub fn lookup(
+        &self,
+        request: &RequestView<'_>,
+        current: &RequestDecision,
+    ) -> Option<RequestDecision> {
+        let current_hash = decision_hash(current)?;
+        let shapes = self
+            .shapes
+            .read()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        for shape in shapes.iter() {
+            let key = key_hash(current_hash, shape, request);
+            if let Some(entry) = self.entries.get(&key)
+                && Arc::ptr_eq(&entry.shape, shape)
+                && entry.current == *current
+                && values_match(&entry.values, shape, request)
+            {
+                return Some(entry.decision.clone());
+            }
+        }
+        None
+    }
+
+    /// Remembers the decision a call made after the reads in `trace`.
+    pub fn insert(
+        &self,
+        trace: Trace,
+        request: &RequestView<'_>,
+        current: &RequestDecision,
+        decision: &RequestDecision,
+    ) {
+        let (Some(reads), Some(current_hash)) = (trace.reads, decision_hash(current)) else {
+            return;
+        };
+        let shape = {
+            let mut shapes = self
+                .shapes
+                .write()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            match shapes.iter().find(|shape| shape[..] == reads[..]) {
+                Some(shape) => Arc::clone(shape),
+                None if shapes.len() < MAX_SHAPES => {
+                    let shape: Arc<[Read]> = reads.into();
+                    shapes.push(Arc::clone(&shape));
+                    shape
+                }
+                None => return,
+            }
+        };
+        let key = key_hash(current_hash, &shape, request);
+        let values = shape.iter().map(|read| value(read, request)).collect();
+        let entry = Memoized {
+            shape,
+            current: current.clone(),
+            values,
+            decision: decision.clone(),
+        };
+        self.entries.insert(key, Arc::new(entry));
+    }
+}
+
+/// What a read returns for a request, as the byte strings the guest would see.
+fn value(read: &Read, request: &RequestView<'_>) -> Option<Vec<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    visit(read, request, |part| bytes.push(part.to_vec()));
+    (!bytes.is_empty() || always_present(read)).then_some(bytes)
+}
+
+fn always_present(read: &Read) -> bool {
+    matches!(
+        read,
+        Read::Method | Read::Scheme | Read::Authority | Read::Path
+    )
+}
+
+/// Calls `each` with every byte string a read returns (none when it returns nothing).
+fn visit(read: &Read, request: &RequestView<'_>, mut each: impl FnMut(&[u8])) {
+    let headers: &HeaderMap = request.headers;
+    match read {
+        Read::Method => each(request.method.as_str().as_bytes()),
+        Read::Scheme => each(request.scheme.as_bytes()),
+        Read::Authority => each(request.authority.as_bytes()),
+        Read::Path => each(request.path_and_query.path().as_bytes()),
+        Read::Query => {
+            if let Some(query) = request.path_and_query.query() {
+                each(query.as_bytes());
+            }
+        }
+        Read::Header(name) => {
+            if let Some(value) = headers.get(name.as_str()) {
+                each(value.as_bytes());
+            }
+        }
+        Read::HeaderAll(name) => {
+            for value in headers.get_all(name.as_str()) {
+                each(value.as_bytes());
+            }
+        }
+    }
+}
+
+fn values_match(
+    values: &[Option<Vec<Vec<u8>>>],
+    shape: &[Read],
+    request: &RequestView<'_>,
+) -> bool {
+    values.iter().zip(shape).all(|(stored, read)| {
+        let mut parts = stored.iter().flatten();
+        let mut same = true;
+        let mut seen = 0usize;
+        visit(read, request, |part| {
+            seen += 1;
+            same &= parts.next().is_some_and(|stored| stored == part);
+        });
+        let stored_count = stored.as_ref().map_or(0, Vec::len);
+        let present = seen > 0 || always_present(read);
+        same && seen == stored_count && present == stored.is_some()
+    })
+}
+
+fn key_hash(current_hash: u64, shape: &Arc<[Read]>, request: &RequestView<'_>) -> u64 {
+    let mut hasher = Xxh3::new();
+    hasher.update(&current_hash.to_le_bytes());
+    hasher.update(&(Arc::as_ptr(shape) as *const u8 as usize).to_le_bytes());
+    for read in shape.iter() {
+        hasher.update(&[0xff]);
+        visit(read, request, |part| {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        });
+    }
+    hasher.digest()
+}
+
+/// A hash of a decision a module may be given; `None` for synthetic responses (not memoized).
+fn decision_hash(decision: &RequestDecision) -> Option<u64> {
+    let mut hasher = Xxh3::new();
+    let action: u8 = match decision.action {
+        RequestAction::Lookup => 0,
+        RequestAction::Pass => 1,
+        RequestAction::Respond(_) => return None,
+    };
+    hasher.update(&[action]);
+    hasher.update(decision.origin.as_bytes());
+    for part in &decision.cache_key {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    for edit in &decision.origin_header_edits {
+        let (tag, name, value) = match edit {
+            HeaderEdit::Set(name, value) => (1u8, name, value.as_bytes()),
+            HeaderEdit::Append(name, value) => (2, name, value.as_bytes()),
+            HeaderEdit::Remove(name) => (3, name, &[][..]),
+        };
+        hasher.update(&[tag]);
+        hasher.update(name.as_str().as_bytes());
+        hasher.update(&(value.len() as u64).to_le_bytes());
+        hasher.update(value);
+    }
+    Some(hasher.digest())
+}
+
+#[cfg(test)]
+mod tests {
+    use http::uri::PathAndQuery;
+    use http::{HeaderValue, Method};
+
+    use super::*;
+
+    fn view<'a>(path: &'a PathAndQuery, headers: &'a HeaderMap) -> RequestView<'a> {
+        RequestView {
+            method: &Method::GET,
+            scheme: "https",
+            authority: "a.test",
+            path_and_query: path,
+            headers,
+        }
+    }
+
+    #[test]
+    fn a_trace_certifies_requests_that_read_the_same() {
+        let memo = DecisionMemo::new(16);
+        let current = RequestDecision::default_for(&Method::GET, "web");
+        let decided = RequestDecision {
+            origin: "api".into(),
+            ..current.clone()
+        };
+        let path = PathAndQuery::from_static("/api/x?id=1");
+        let mut headers = HeaderMap::new();
+        headers.insert("cookie", HeaderValue::from_static("a=1"));
+        let mut trace = Trace::new();
+        trace.record(Read::Path);
+        trace.record(Read::Header("cookie".into()));
+        memo.insert(trace, &view(&path, &headers), &current, &decided);
+        // Another query string and another unread header: same reads, same decision.
+        let other_query = PathAndQuery::from_static("/api/x?id=2");
+        let mut more = headers.clone();
+        more.insert("user-agent", HeaderValue::from_static("curl"));
+        assert_eq!(
+            memo.lookup(&view(&other_query, &more), &current),
+            Some(decided.clone())
+        );
+        // A different value for a read header, a different path, another current decision: no.
+        let mut other_cookie = HeaderMap::new();
+        other_cookie.insert("cookie", HeaderValue::from_static("a=2"));
+        assert_eq!(memo.lookup(&view(&path, &other_cookie), &current), None);
+        assert_eq!(memo.lookup(&view(&path, &HeaderMap::new()), &current), None);
+        assert_eq!(
+            memo.lookup(
+                &view(&PathAndQuery::from_static("/api/y"), &headers),
+                &current
+            ),
+            None
+        );
+        let passed = RequestDecision {
+            action: RequestAction::Pass,
+            ..current
+        };
+        assert_eq!(memo.lookup(&view(&path, &headers), &passed), None);
+    }
+
+    #[test]
+    fn absent_and_empty_values_differ() {
+        let memo = DecisionMemo::new(16);
+        let current = RequestDecision::default_for(&Method::GET, "web");
+        let path = PathAndQuery::from_static("/");
+        let mut empty = HeaderMap::new();
+        empty.insert("x-flag", HeaderValue::from_static(""));
+        let mut trace = Trace::new();
+        trace.record(Read::Header("x-flag".into()));
+        memo.insert(trace, &view(&path, &empty), &current, &current);
+        assert_eq!(
+            memo.lookup(&view(&path, &empty), &current),
+            Some(current.clone())
+        );
+        assert_eq!(memo.lookup(&view(&path, &HeaderMap::new()), &current), None);
+    }
+
+    #[test]
+    fn reading_every_header_is_never_memoized() {
+        let memo = DecisionMemo::new(16);
+        let current = RequestDecision::default_for(&Method::GET, "web");
+        let path = PathAndQuery::from_static("/");
+        let headers = HeaderMap::new();
+        let mut trace = Trace::new();
+        trace.record(Read::Path);
+        trace.record_all_headers();
+        memo.insert(trace, &view(&path, &headers), &current, &current);
+        assert_eq!(memo.lookup(&view(&path, &headers), &current), None);
+    }
+}
