@@ -6,6 +6,7 @@ use std::sync::Arc;
 use super::config::FailureMode;
 use super::decision::{CacheVerdict, RequestDecision};
 use super::failure::{Failure, Hook};
+use super::memo::{DecisionMemo, Trace};
 use super::module::Module;
 use super::view::{RequestView, ResponseView};
 
@@ -13,6 +14,9 @@ use super::view::{RequestView, ResponseView};
 /// chain it started with.
 pub struct Chain {
     modules: Vec<Arc<Module>>,
+    /// Whole-chain decisions, when every module may be memoized: one lookup instead of one per
+    /// module.
+    memo: Option<DecisionMemo>,
 }
 
 /// A module with `failure = "closed"` failed: the proxy refuses the request (503).
@@ -25,8 +29,12 @@ pub struct PolicyRefusal {
 }
 
 impl Chain {
-    pub(crate) fn new(modules: Vec<Arc<Module>>) -> Self {
-        Chain { modules }
+    pub(crate) fn new(modules: Vec<Arc<Module>>, memo_entries: usize) -> Self {
+        let memoizes = memo_entries > 0 && modules.iter().all(|module| module.memoizes());
+        Chain {
+            modules,
+            memo: memoizes.then(|| DecisionMemo::new(memo_entries)),
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -49,13 +57,36 @@ impl Chain {
         if self.modules.is_empty() {
             return Ok(current);
         }
+        if let Some(memo) = &self.memo
+            && let Some((decision, _)) = memo.lookup(req, &current)
+        {
+            for module in &self.modules {
+                module.stats.record_call(Hook::OnRequest);
+                module.stats.record_memo_hit();
+            }
+            return Ok(decision);
+        }
+        // The chain's decision rests on every module's reads; a failure is never memoized.
+        let mut chain_trace = self.memo.as_ref().map(|_| (current.clone(), Trace::new()));
         let mut decision = current;
         for module in &self.modules {
             module.stats.record_call(Hook::OnRequest);
             match module.on_request(req, &decision) {
-                Ok(outcome) => decision = outcome.value,
-                Err(failure) => handle(module, Hook::OnRequest, &failure)?,
+                Ok((outcome, trace)) => {
+                    decision = outcome.value;
+                    match (&mut chain_trace, trace) {
+                        (Some((_, chain)), Some(trace)) => chain.extend(trace),
+                        _ => chain_trace = None,
+                    }
+                }
+                Err(failure) => {
+                    chain_trace = None;
+                    handle(module, Hook::OnRequest, &failure)?;
+                }
             }
+        }
+        if let (Some(memo), Some((initial, trace))) = (&self.memo, chain_trace) {
+            memo.insert(trace, req, &initial, &decision);
         }
         Ok(decision)
     }

@@ -146,7 +146,9 @@ fn test(
         given.origin,
         action_name(&given.action)
     );
-    let requested = module.on_request(&view(request), &given);
+    let requested = module
+        .on_request(&view(request), &given)
+        .map(|(outcome, _)| outcome);
     print_outcome(requested.as_ref(), describe_decision);
 
     // As in the proxy, the rest of the request's life sees the request as edited.

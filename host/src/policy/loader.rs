@@ -254,12 +254,17 @@ impl Loader {
 
     /// The chain and file states as they are now.
     pub fn snapshot(&self) -> Snapshot {
-        let chain = Chain::new(
-            self.files
-                .values()
-                .filter_map(|file| file.active.clone())
-                .collect(),
-        );
+        let modules = self
+            .files
+            .values()
+            .filter_map(|file| file.active.clone())
+            .collect();
+        let memo_entries = if self.config.memoize {
+            self.config.memo_entries
+        } else {
+            0
+        };
+        let chain = Chain::new(modules, memo_entries);
         let files = self
             .files
             .iter()

@@ -38,7 +38,7 @@ pub(crate) enum Read {
 }
 
 /// The reads of one call, in order; `None` once the module read all headers at once.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Trace {
     reads: Option<Vec<Read>>,
 }
@@ -61,6 +61,21 @@ impl Trace {
     /// The module read every header: no key short of the whole request would do.
     pub fn record_all_headers(&mut self) {
         self.reads = None;
+    }
+
+    /// The trace of a recorded call, when that call's decision is reused.
+    fn of_shape(shape: &[Read]) -> Self {
+        Trace {
+            reads: Some(shape.to_vec()),
+        }
+    }
+
+    /// Adds the reads of a later call: a chain's decision depends on every module's reads.
+    pub fn extend(&mut self, later: Trace) {
+        match later.reads {
+            Some(reads) => reads.into_iter().for_each(|read| self.record(read)),
+            None => self.reads = None,
+        }
     }
 }
 
@@ -85,12 +100,13 @@ impl DecisionMemo {
         }
     }
 
-    /// A decision recorded for a request that reads the same as `request`, given `current`.
+    /// A decision recorded for a request that reads the same as `request`, given `current`,
+    /// with the trace that certifies it.
     pub fn lookup(
         &self,
         request: &RequestView<'_>,
         current: &RequestDecision,
-    ) -> Option<RequestDecision> {
+    ) -> Option<(RequestDecision, Trace)> {
         let current_hash = decision_hash(current)?;
         let shapes = self
             .shapes
@@ -103,7 +119,7 @@ impl DecisionMemo {
                 && entry.current == *current
                 && values_match(&entry.values, shape, request)
             {
-                return Some(entry.decision.clone());
+                return Some((entry.decision.clone(), Trace::of_shape(&entry.shape)));
             }
         }
         None
@@ -285,26 +301,40 @@ mod tests {
         let mut more = headers.clone();
         more.insert("user-agent", HeaderValue::from_static("curl"));
         assert_eq!(
-            memo.lookup(&view(&other_query, &more), &current),
+            memo.lookup(&view(&other_query, &more), &current)
+                .map(|(decision, _)| decision),
             Some(decided.clone())
         );
         // A different value for a read header, a different path, another current decision: no.
         let mut other_cookie = HeaderMap::new();
         other_cookie.insert("cookie", HeaderValue::from_static("a=2"));
-        assert_eq!(memo.lookup(&view(&path, &other_cookie), &current), None);
-        assert_eq!(memo.lookup(&view(&path, &HeaderMap::new()), &current), None);
+        assert_eq!(
+            memo.lookup(&view(&path, &other_cookie), &current)
+                .map(|(decision, _)| decision),
+            None
+        );
+        assert_eq!(
+            memo.lookup(&view(&path, &HeaderMap::new()), &current)
+                .map(|(decision, _)| decision),
+            None
+        );
         assert_eq!(
             memo.lookup(
                 &view(&PathAndQuery::from_static("/api/y"), &headers),
                 &current
-            ),
+            )
+            .map(|(decision, _)| decision),
             None
         );
         let passed = RequestDecision {
             action: RequestAction::Pass,
             ..current
         };
-        assert_eq!(memo.lookup(&view(&path, &headers), &passed), None);
+        assert_eq!(
+            memo.lookup(&view(&path, &headers), &passed)
+                .map(|(decision, _)| decision),
+            None
+        );
     }
 
     #[test]
@@ -318,10 +348,15 @@ mod tests {
         trace.record(Read::Header("x-flag".into()));
         memo.insert(trace, &view(&path, &empty), &current, &current);
         assert_eq!(
-            memo.lookup(&view(&path, &empty), &current),
+            memo.lookup(&view(&path, &empty), &current)
+                .map(|(decision, _)| decision),
             Some(current.clone())
         );
-        assert_eq!(memo.lookup(&view(&path, &HeaderMap::new()), &current), None);
+        assert_eq!(
+            memo.lookup(&view(&path, &HeaderMap::new()), &current)
+                .map(|(decision, _)| decision),
+            None
+        );
     }
 
     #[test]
@@ -334,6 +369,10 @@ mod tests {
         trace.record(Read::Path);
         trace.record_all_headers();
         memo.insert(trace, &view(&path, &headers), &current, &current);
-        assert_eq!(memo.lookup(&view(&path, &headers), &current), None);
+        assert_eq!(
+            memo.lookup(&view(&path, &headers), &current)
+                .map(|(decision, _)| decision),
+            None
+        );
     }
 }

@@ -124,30 +124,43 @@ impl Module {
     }
 
     /// Runs `on-request` and validates the decision.
+    /// Runs `on-request`, or reuses a memoized decision; also returns the reads the decision
+    /// rests on when it may be memoized (by this module, or by the chain).
     pub fn on_request(
         &self,
         request: &RequestView<'_>,
         current: &RequestDecision,
-    ) -> Result<Outcome<RequestDecision>, Failure> {
+    ) -> Result<(Outcome<RequestDecision>, Option<Trace>), Failure> {
         if let Some(memo) = &self.memo
-            && let Some(value) = memo.lookup(request, current)
+            && let Some((value, trace)) = memo.lookup(request, current)
         {
             self.stats.record_memo_hit();
-            return Ok(Outcome {
-                value,
-                fuel_used: 0,
-            });
+            return Ok((
+                Outcome {
+                    value,
+                    fuel_used: 0,
+                },
+                Some(trace),
+            ));
         }
         let (outcome, trace) = self.traced_on_request(request, current)?;
         let value = RequestDecision::from_wit(outcome.value, &self.origins)
             .map_err(|message| Failure::new(FailureKind::Invalid, message))?;
-        if let (Some(memo), Some(trace)) = (&self.memo, trace) {
-            memo.insert(trace, request, current, &value);
+        if let (Some(memo), Some(trace)) = (&self.memo, &trace) {
+            memo.insert(trace.clone(), request, current, &value);
         }
-        Ok(Outcome {
-            value,
-            fuel_used: outcome.fuel_used,
-        })
+        Ok((
+            Outcome {
+                value,
+                fuel_used: outcome.fuel_used,
+            },
+            trace,
+        ))
+    }
+
+    /// Whether this module's decisions may be memoized.
+    pub fn memoizes(&self) -> bool {
+        self.memo.is_some()
     }
 
     pub fn on_response(
