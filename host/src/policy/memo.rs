@@ -15,7 +15,6 @@ use std::sync::{Arc, RwLock};
 
 use http::HeaderMap;
 use quick_cache::sync::Cache as QuickCache;
-use xxhash_rust::xxh3::Xxh3;
 
 use super::decision::{HeaderEdit, RequestAction, RequestDecision};
 use super::view::RequestView;
@@ -64,7 +63,7 @@ impl Trace {
     }
 
     /// The trace of a recorded call, when that call's decision is reused.
-    fn of_shape(shape: &[Read]) -> Self {
+    pub fn of_shape(shape: &[Read]) -> Self {
         Trace {
             reads: Some(shape.to_vec()),
         }
@@ -106,7 +105,7 @@ impl DecisionMemo {
         &self,
         request: &RequestView<'_>,
         current: &RequestDecision,
-    ) -> Option<(RequestDecision, Trace)> {
+    ) -> Option<(RequestDecision, Arc<[Read]>)> {
         let current_hash = decision_hash(current)?;
         let shapes = self
             .shapes
@@ -119,7 +118,7 @@ impl DecisionMemo {
                 && entry.current == *current
                 && values_match(&entry.values, shape, request)
             {
-                return Some((entry.decision.clone(), Trace::of_shape(&entry.shape)));
+                return Some((entry.decision.clone(), Arc::clone(&entry.shape)));
             }
         }
         None
@@ -223,45 +222,77 @@ fn values_match(
 }
 
 fn key_hash(current_hash: u64, shape: &Arc<[Read]>, request: &RequestView<'_>) -> u64 {
-    let mut hasher = Xxh3::new();
-    hasher.update(&current_hash.to_le_bytes());
-    hasher.update(&(Arc::as_ptr(shape) as *const u8 as usize).to_le_bytes());
+    let mut hasher = WordHash::new();
+    hasher.word(current_hash);
+    hasher.word(Arc::as_ptr(shape) as *const u8 as usize as u64);
     for read in shape.iter() {
-        hasher.update(&[0xff]);
-        visit(read, request, |part| {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        });
+        hasher.word(u64::MAX);
+        visit(read, request, |part| hasher.bytes(part));
     }
-    hasher.digest()
+    hasher.finish()
 }
 
 /// A hash of a decision a module may be given; `None` for synthetic responses (not memoized).
 fn decision_hash(decision: &RequestDecision) -> Option<u64> {
-    let mut hasher = Xxh3::new();
-    let action: u8 = match decision.action {
+    let mut hasher = WordHash::new();
+    hasher.word(match decision.action {
         RequestAction::Lookup => 0,
         RequestAction::Pass => 1,
         RequestAction::Respond(_) => return None,
-    };
-    hasher.update(&[action]);
-    hasher.update(decision.origin.as_bytes());
+    });
+    hasher.bytes(decision.origin.as_bytes());
     for part in &decision.cache_key {
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
+        hasher.bytes(part.as_bytes());
     }
     for edit in &decision.origin_header_edits {
         let (tag, name, value) = match edit {
-            HeaderEdit::Set(name, value) => (1u8, name, value.as_bytes()),
+            HeaderEdit::Set(name, value) => (1, name, value.as_bytes()),
             HeaderEdit::Append(name, value) => (2, name, value.as_bytes()),
             HeaderEdit::Remove(name) => (3, name, &[][..]),
         };
-        hasher.update(&[tag]);
-        hasher.update(name.as_str().as_bytes());
-        hasher.update(&(value.len() as u64).to_le_bytes());
-        hasher.update(value);
+        hasher.word(tag);
+        hasher.bytes(name.as_str().as_bytes());
+        hasher.bytes(value);
     }
-    Some(hasher.digest())
+    Some(hasher.finish())
+}
+
+/// A word-at-a-time multiplicative hash: this runs on every request with policies, and a
+/// collision costs only a miss (every hit is verified against the stored values).
+struct WordHash(u64);
+
+impl WordHash {
+    fn new() -> Self {
+        WordHash(0x9e37_79b9_7f4a_7c15)
+    }
+
+    fn word(&mut self, word: u64) {
+        self.0 = (self.0 ^ word)
+            .wrapping_mul(0x2127_599b_f432_5c37)
+            .rotate_left(29);
+    }
+
+    /// Length-prefixed, so ("ab", "c") and ("a", "bc") differ.
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.word(bytes.len() as u64);
+        let mut words = bytes.chunks_exact(8);
+        for word in &mut words {
+            self.word(u64::from_le_bytes(word.try_into().expect("8 bytes")));
+        }
+        let rest = words.remainder();
+        if !rest.is_empty() {
+            let mut last = [0u8; 8];
+            last[..rest.len()].copy_from_slice(rest);
+            self.word(u64::from_le_bytes(last));
+        }
+    }
+
+    fn finish(&self) -> u64 {
+        let mut hash = self.0;
+        hash ^= hash >> 33;
+        hash = hash.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        hash ^ (hash >> 33)
+    }
 }
 
 #[cfg(test)]

@@ -132,16 +132,14 @@ impl Module {
         current: &RequestDecision,
     ) -> Result<(Outcome<RequestDecision>, Option<Trace>), Failure> {
         if let Some(memo) = &self.memo
-            && let Some((value, trace)) = memo.lookup(request, current)
+            && let Some((value, shape)) = memo.lookup(request, current)
         {
             self.stats.record_memo_hit();
-            return Ok((
-                Outcome {
-                    value,
-                    fuel_used: 0,
-                },
-                Some(trace),
-            ));
+            let outcome = Outcome {
+                value,
+                fuel_used: 0,
+            };
+            return Ok((outcome, Some(Trace::of_shape(&shape))));
         }
         let (outcome, trace) = self.traced_on_request(request, current)?;
         let value = RequestDecision::from_wit(outcome.value, &self.origins)
