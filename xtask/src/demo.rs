@@ -5,15 +5,9 @@ use std::process::{Child, Command};
 
 use anyhow::Context;
 
-use crate::run::cmd;
+use xtask::policies::EXAMPLES;
 
-/// The example policies the demo loads, in chain order.
-const EXAMPLES: [(&str, &str); 4] = [
-    ("route_by_path", "10-route-by-path.wasm"),
-    ("bypass_private", "20-bypass-private.wasm"),
-    ("ttl_override", "30-ttl-override.wasm"),
-    ("tag_by_path", "40-tag-by-path.wasm"),
-];
+use crate::run::cmd;
 
 pub fn run(root: &Path) -> anyhow::Result<()> {
     install_example_policies(root)?;
@@ -62,11 +56,12 @@ fn install_example_policies(root: &Path) -> anyhow::Result<()> {
     let built = xtask::policies::build_policies(root)?;
     let dir = root.join("var/policies");
     std::fs::create_dir_all(&dir)?;
-    for (crate_name, file_name) in EXAMPLES {
+    for (package, file_name) in EXAMPLES {
+        let stem = package.replace('-', "_");
         let source = built
             .iter()
-            .find(|path| path.file_stem().is_some_and(|stem| stem == crate_name))
-            .with_context(|| format!("the policies build did not produce {crate_name}.wasm"))?;
+            .find(|path| path.file_stem().is_some_and(|s| *s == *stem))
+            .with_context(|| format!("the policies build did not produce {stem}.wasm"))?;
         // Copy beside, then rename: caje's watcher must never see a half-written module.
         let staged = dir.join(format!(".{file_name}.tmp"));
         std::fs::copy(source, &staged)?;

@@ -12,6 +12,16 @@ use anyhow::{Context as _, ensure};
 /// The target policies are built for: its std makes components directly.
 pub const TARGET: &str = "wasm32-wasip2";
 
+/// The example policies that ship (the demo and the Docker image install these, and only
+/// these): each package of `policies/` with the file name it gets in caje's policies
+/// directory, in chain order (modules run in file-name order).
+pub const EXAMPLES: [(&str, &str); 4] = [
+    ("route-by-path", "10-route-by-path.wasm"),
+    ("bypass-private", "20-bypass-private.wasm"),
+    ("ttl-override", "30-ttl-override.wasm"),
+    ("tag-by-path", "40-tag-by-path.wasm"),
+];
+
 /// Builds every crate of the `policies/` workspace under `root` (release, wasm32-wasip2) and
 /// returns the components: the examples (`policies/*`), then the test modules
 /// (`policies/testdata/*`), each sorted by name. Adds the rustup target if it is missing. A file

@@ -9,12 +9,16 @@ const POLICIES: &str = "policies/Cargo.toml";
 
 pub fn run(root: &Path) -> anyhow::Result<()> {
     prerequisites::install(root)?;
+    let hadolint = prerequisites::hadolint(root)?;
     cmd(root, "cargo", &["fmt", "--all", "--", "--check"])?;
     cmd(
         root,
         "cargo",
         &["fmt", "--all", "--manifest-path", POLICIES, "--", "--check"],
     )?;
+    // The image's recipe; that it agrees with fly.toml, litefs.yml and the README is tested by
+    // host/tests/deploy.
+    cmd(root, &hadolint, &["deploy/Dockerfile"])?;
     cmd(
         root,
         "cargo",

@@ -22,6 +22,11 @@ pub struct AdminConfig {
     pub token_file: Option<PathBuf>,
     /// Install the Prometheus recorder and serve `/_caje/metrics`. Default `true`.
     pub metrics: bool,
+    /// Answer `GET /_caje/health` from clients without the token (or, with no token
+    /// configured, from beyond loopback) with a bare `{"serving": true}`, for health checkers
+    /// that cannot hold a secret, such as Fly's. The full report still needs the token. Default
+    /// `false`.
+    pub public_health: bool,
 }
 
 impl Default for AdminConfig {
@@ -31,6 +36,7 @@ impl Default for AdminConfig {
             listen: None,
             token_file: None,
             metrics: true,
+            public_health: false,
         }
     }
 }
@@ -56,7 +62,7 @@ mod tests {
     fn empty_section_gives_documented_defaults() {
         let config: AdminConfig = toml::from_str("").unwrap();
         assert_eq!(config, AdminConfig::default());
-        assert!(config.enabled && config.metrics);
+        assert!(config.enabled && config.metrics && !config.public_health);
         assert_eq!(config.listen, None);
     }
 

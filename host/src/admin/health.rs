@@ -85,6 +85,12 @@ pub(super) async fn health(admin: &Admin) -> Reply {
     reply::json(StatusCode::OK, &health)
 }
 
+/// What `[admin] public_health` gives a client without the token: that the node answers, and
+/// nothing about it.
+pub(super) fn liveness() -> Reply {
+    reply::json(StatusCode::OK, &serde_json::json!({ "serving": true }))
+}
+
 /// The node's LiteFS role and lag now; what makes manifest writes fail or reads old is a problem.
 async fn litefs_health(database: &litefs::Database, problems: &mut Vec<String>) -> LitefsHealth {
     let status = match database.status().await {

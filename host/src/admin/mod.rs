@@ -42,6 +42,7 @@ pub struct Admin {
     metrics: Option<PrometheusHandle>,
     node: String,
     started: Instant,
+    public_health: bool,
 }
 
 impl Admin {
@@ -64,6 +65,7 @@ impl Admin {
             metrics,
             node,
             started: Instant::now(),
+            public_health: config.admin.public_health,
         })
     }
 

@@ -7,7 +7,7 @@ use http::header::{self, HeaderValue};
 use http::{Method, Request, StatusCode};
 use hyper::body::Incoming;
 
-use super::auth::Access;
+use super::auth::{Access, Refusal};
 use super::reply::{self, Reply};
 use super::{Admin, clear, dashboard, health, list, policies, populate, prometheus, purge};
 
@@ -112,7 +112,14 @@ pub(super) async fn dispatch(
     let found = same_path.iter().find(|r| r.method == parts.method);
     let access = found.map_or(Access::Token, |r| r.access);
     if let Err(refusal) = admin.auth.check(&parts, client, access) {
-        return refusal.reply();
+        let liveness_probe = admin.public_health
+            && refusal != Refusal::TokenInQuery
+            && found.is_some_and(|r| matches!(r.endpoint, Endpoint::Health));
+        return if liveness_probe {
+            health::liveness()
+        } else {
+            refusal.reply()
+        };
     }
     let Some(found) = found else {
         if same_path.is_empty() {

@@ -247,6 +247,51 @@ async fn without_a_token_only_loopback_clients_are_answered() {
         call(&remote, "GET", "/_caje/health", "", None).await.status,
         401
     );
+    // public_health without a token: strangers learn that the node serves, nothing more.
+    let probed = TestNode::start_with(
+        &origin.url(),
+        "[admin]\nlisten = \"0.0.0.0:0\"\npublic_health = true\n",
+    )
+    .await;
+    let port = probed.node().admin_addr.unwrap().port();
+    let remote = format!("http://{}", SocketAddr::new(ip, port));
+    let bare = call(&remote, "GET", "/_caje/health", "", None).await;
+    assert_eq!(support::json(&bare), serde_json::json!({"serving": true}));
+    assert_error(
+        &call(&remote, "GET", "/_caje/list", "", None).await,
+        StatusCode::FORBIDDEN,
+    );
+    let local = format!("http://127.0.0.1:{port}/_caje/health");
+    assert!(support::json(&get(&local).await)["node"].is_string());
+}
+
+#[tokio::test]
+async fn public_health_tells_anyone_that_the_node_serves_and_only_the_operator_how() {
+    let origin = support::origin().await;
+    let node = support::start(&origin.url(), "public_health = true", "").await;
+    let base = base(&node);
+    for token in [None, Some("not-the-token")] {
+        let bare = call(&base, "GET", "/_caje/health", "", token).await;
+        assert_eq!(bare.status, StatusCode::OK, "{}", bare.text());
+        assert_eq!(support::json(&bare), serde_json::json!({"serving": true}));
+    }
+    let report = support::get(&node, "/_caje/health").await;
+    assert_eq!(report["ok"], true, "{report}");
+    assert!(report["node"].is_string(), "{report}");
+    // Only that route and method: everything else still wants the token.
+    for (method, path) in [
+        ("GET", "/_caje/list"),
+        ("GET", "/_caje/metrics"),
+        ("POST", "/_caje/health"),
+    ] {
+        let refused = call(&base, method, path, "", None).await;
+        assert_error(&refused, StatusCode::UNAUTHORIZED);
+    }
+    let in_query = format!("/_caje/health?token={TOKEN}");
+    assert_error(
+        &call(&base, "GET", &in_query, "", None).await,
+        StatusCode::BAD_REQUEST,
+    );
 }
 
 #[tokio::test]
