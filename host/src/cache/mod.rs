@@ -110,12 +110,36 @@ impl Cache {
         }
     }
 
-    async fn slot(&self, key: &Key) -> Option<Slot> {
-        if let Some(slot) = self.inner.memory.get(key) {
-            match &slot {
-                Slot::Entry(entry) if !entry.body_is_current() => self.inner.memory.remove(key),
-                _ => return Some(slot),
+    /// [`Cache::lookup`] in the memory tier only: what a fill that just committed published.
+    pub fn lookup_in_memory(&self, key: &Key, request_headers: &HeaderMap) -> Option<Arc<Entry>> {
+        match self.memory_slot(key)? {
+            Slot::Entry(entry) => {
+                (!entry.varies() || vary_matches(&entry, request_headers)).then_some(entry)
             }
+            Slot::Vary(names) => {
+                let variant = key.variant(&vary_values(&names, request_headers));
+                match self.memory_slot(&variant)? {
+                    Slot::Entry(entry) if vary_matches(&entry, request_headers) => Some(entry),
+                    _ => None,
+                }
+            }
+        }
+    }
+
+    fn memory_slot(&self, key: &Key) -> Option<Slot> {
+        let slot = self.inner.memory.get(key)?;
+        match &slot {
+            Slot::Entry(entry) if !entry.body_is_current() => {
+                self.inner.memory.remove(key);
+                None
+            }
+            _ => Some(slot),
+        }
+    }
+
+    async fn slot(&self, key: &Key) -> Option<Slot> {
+        if let Some(slot) = self.memory_slot(key) {
+            return Some(slot);
         }
         let inner = self.inner.clone();
         let owned_key = key.clone();

@@ -62,42 +62,10 @@ impl Proxy {
         let authorized = request.headers.contains_key(header::AUTHORIZATION);
         let stored = self.cache.lookup(&route.key, &request.headers).await;
         let stored = stored.filter(|entry| !authorized || entry.head.shared_with_authorization);
-        if let Some(entry) = &stored {
-            let age = entry.head.policy.age(now);
-            let honor_max_stale = self.cache.config().honor_client_max_stale;
-            let ttl = entry.head.timeline.ttl_left(now);
-            match cache::evaluate(
-                &entry.head.timeline,
-                age,
-                &request.headers,
-                now,
-                honor_max_stale,
-            ) {
-                Freshness::Fresh => {
-                    metrics::counter!("caje_requests_total", "cache" => "hit").increment(1);
-                    return respond::from_entry(
-                        &self.cache,
-                        entry,
-                        request,
-                        &CacheStatus::hit(ttl),
-                        XCache::Hit,
-                        now,
-                    );
-                }
-                Freshness::StaleWhileRevalidate => {
-                    metrics::counter!("caje_requests_total", "cache" => "stale").increment(1);
-                    self.refresh_in_background(request, route, entry.clone());
-                    return respond::from_entry(
-                        &self.cache,
-                        entry,
-                        request,
-                        &CacheStatus::hit(ttl),
-                        XCache::Stale,
-                        now,
-                    );
-                }
-                Freshness::Stale => {}
-            }
+        if let Some(entry) = &stored
+            && let Some(response) = self.answer_stored(entry, request, route, now)
+        {
+            return response;
         }
         if cache::only_if_cached(&request.headers) {
             return respond::error(
@@ -105,13 +73,21 @@ impl Proxy {
                 "not in the cache (the request said only-if-cached)",
             );
         }
-        metrics::counter!("caje_requests_total", "cache" => "miss").increment(1);
         if authorized {
+            metrics::counter!("caje_requests_total", "cache" => "miss").increment(1);
             // Requests with credentials never share a fetch: their responses may be theirs alone.
             return self.fetch_alone(request, route, stored.as_ref()).await;
         }
         match self.coalescer.join(&route.key) {
             Join::Leader(guard) => {
+                // A fill may have committed between the lookup above and this join: it is in
+                // the memory tier by now, and fetching again would cost the origin a request.
+                if let Some(entry) = self.cache.lookup_in_memory(&route.key, &request.headers)
+                    && let Some(response) = self.answer_stored(&entry, request, route, now)
+                {
+                    return response;
+                }
+                metrics::counter!("caje_requests_total", "cache" => "miss").increment(1);
                 let led = self.spawn_flight(guard, request, route, stored.clone());
                 match led.await {
                     Ok(Led::Private(response)) => {
@@ -125,6 +101,7 @@ impl Proxy {
                 }
             }
             Join::Follower(receiver) => {
+                metrics::counter!("caje_requests_total", "cache" => "miss").increment(1);
                 let wait = self.cache.config().coalesce_wait;
                 match coalesce::follow(receiver, wait).await {
                     Some(Outcome::Streaming(fill)) if !vary_compatible(&fill, request) => {
@@ -137,6 +114,46 @@ impl Proxy {
                 }
             }
         }
+    }
+
+    /// Answers from a stored entry when it is fresh (or within stale-while-revalidate, refreshing
+    /// it in the background); `None` when the origin must be asked.
+    fn answer_stored(
+        self: &Arc<Self>,
+        entry: &Arc<Entry>,
+        request: &CanonicalRequest,
+        route: &Route,
+        now: SystemTime,
+    ) -> Option<Response<Body>> {
+        let age = entry.head.policy.age(now);
+        let honor_max_stale = self.cache.config().honor_client_max_stale;
+        let ttl = entry.head.timeline.ttl_left(now);
+        let x_cache = match cache::evaluate(
+            &entry.head.timeline,
+            age,
+            &request.headers,
+            now,
+            honor_max_stale,
+        ) {
+            Freshness::Fresh => {
+                metrics::counter!("caje_requests_total", "cache" => "hit").increment(1);
+                XCache::Hit
+            }
+            Freshness::StaleWhileRevalidate => {
+                metrics::counter!("caje_requests_total", "cache" => "stale").increment(1);
+                self.refresh_in_background(request, route, entry.clone());
+                XCache::Stale
+            }
+            Freshness::Stale => return None,
+        };
+        Some(respond::from_entry(
+            &self.cache,
+            entry,
+            request,
+            &CacheStatus::hit(ttl),
+            x_cache,
+            now,
+        ))
     }
 
     /// Runs a fetch in its own task so the fill finishes even if every client goes away.

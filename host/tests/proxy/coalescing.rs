@@ -59,3 +59,27 @@ async fn futures_join_all<
     }
     results
 }
+
+#[tokio::test]
+async fn requests_racing_a_finishing_fill_never_fetch_again() {
+    // A fast origin makes fills finish while other requests are between their lookup and their
+    // join: those must find the fresh entry, not start a second fetch.
+    let origin = DemoOrigin::start("127.0.0.1:0".parse().unwrap(), Duration::ZERO)
+        .await
+        .unwrap();
+    let node = TestNode::start(&origin.url()).await;
+    for round in 0..10 {
+        let url = node.url(&format!("/fast/race-{round}"));
+        let replies = futures_join_all((0..40).map(|_| {
+            let url = url.clone();
+            async move { get(&url).await }
+        }))
+        .await;
+        assert!(replies.iter().all(|reply| reply.status == 200));
+        assert_eq!(
+            origin.state.requests(&format!("/fast/race-{round}")),
+            1,
+            "round {round}"
+        );
+    }
+}
