@@ -237,16 +237,21 @@ fn control_page(state: &DemoState, control: &str, method: &Method) -> Response<B
 fn page(status: StatusCode, cache_control: &'static str, text: &str) -> Response<Body> {
     let mut response = Response::new(Body::full(Bytes::from(text.to_owned())));
     *response.status_mut() = status;
+    describe(&mut response, "text/plain; charset=utf-8", cache_control);
+    response
+}
+
+fn describe(
+    response: &mut Response<Body>,
+    content_type: &'static str,
+    cache_control: &'static str,
+) {
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(
         header::CACHE_CONTROL,
         HeaderValue::from_static(cache_control),
     );
-    response
 }
 
 /// A page with an ETag or a Last-Modified date that answers conditional requests with 304.
@@ -305,15 +310,8 @@ fn bytes(size: usize, version: u64) -> Response<Body> {
         })
     });
     let mut response = Response::new(Body::stream(chunks));
+    describe(&mut response, "application/octet-stream", "max-age=3600");
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    headers.insert(
-        header::CACHE_CONTROL,
-        HeaderValue::from_static("max-age=3600"),
-    );
     headers.insert(header::CONTENT_LENGTH, HeaderValue::from(size));
     response
 }

@@ -112,6 +112,11 @@ fn duration_millis(duration: Duration) -> u64 {
 }
 
 impl EntryHead {
+    /// The names of the request headers the response varies on.
+    pub fn vary_names(&self) -> Vec<String> {
+        self.vary.iter().map(|(name, _)| name.clone()).collect()
+    }
+
     /// The stored headers as a map; entries whose headers do not parse were never written by caje.
     pub fn header_map(&self) -> Result<HeaderMap, EntryError> {
         let mut map = HeaderMap::with_capacity(self.headers.len() + 3);

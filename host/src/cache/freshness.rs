@@ -109,10 +109,10 @@ pub fn only_if_cached(request_headers: &HeaderMap) -> bool {
 }
 
 /// Cache-Control directives of one header map (names lower-cased, quotes removed).
-struct Directives(Vec<(String, Option<String>)>);
+pub(super) struct Directives(Vec<(String, Option<String>)>);
 
 impl Directives {
-    fn parse(headers: &HeaderMap) -> Directives {
+    pub(super) fn parse(headers: &HeaderMap) -> Directives {
         let mut directives = Vec::new();
         for value in headers.get_all(CACHE_CONTROL) {
             let Ok(value) = value.to_str() else { continue };
@@ -133,7 +133,7 @@ impl Directives {
         Directives(directives)
     }
 
-    fn has(&self, name: &str) -> bool {
+    pub(super) fn has(&self, name: &str) -> bool {
         self.0.iter().any(|(n, _)| n == name)
     }
 

@@ -32,7 +32,7 @@ pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
 pub use key::{Key, url_digest};
 use memory::{MemoryIndex, Slot};
-pub use storable::{NotStorable, persisted_request, vary_names};
+pub use storable::{NotStorable, persisted_request, shared_with_authorization, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
 
@@ -216,7 +216,7 @@ impl Cache {
             .file
             .write_all_at(&trailer, entry::MAGIC.len() as u64 + head.body_len)?;
         if !head.vary.is_empty() {
-            let names: Vec<String> = head.vary.iter().map(|(name, _)| name.clone()).collect();
+            let names = head.vary_names();
             let known = matches!(self.inner.memory.get(base), Some(Slot::Vary(current)) if *current == *names);
             if !known {
                 store.write_record(base, &Record::Vary(names.clone()), fsync)?;
@@ -401,12 +401,7 @@ pub fn vary_values(names: &[String], headers: &HeaderMap) -> Vec<(String, Option
 }
 
 fn vary_matches(entry: &Entry, request_headers: &HeaderMap) -> bool {
-    let names: Vec<String> = entry
-        .head
-        .vary
-        .iter()
-        .map(|(name, _)| name.clone())
-        .collect();
+    let names = entry.head.vary_names();
     let current = vary_values(&names, request_headers);
     entry
         .head

@@ -7,6 +7,8 @@ use http::header::{self, HeaderMap};
 use http::{StatusCode, request, response};
 use http_cache_semantics::CachePolicy;
 
+use super::freshness::Directives;
+
 /// Why a response is not stored (the host's default verdict; a policy may still override it).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum NotStorable {
@@ -93,19 +95,14 @@ pub fn vary_names(headers: &HeaderMap) -> Option<Vec<String>> {
 }
 
 fn explicitly_shared(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
-        value.to_str().is_ok_and(|value| {
-            value.split(',').any(|directive| {
-                let name = directive
-                    .split('=')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                name == "public" || name == "s-maxage"
-            })
-        })
-    })
+    let directives = Directives::parse(headers);
+    directives.has("public") || directives.has("s-maxage")
+}
+
+/// The response lets a shared cache answer requests that carry `Authorization` (RFC 9111 §3.5).
+pub fn shared_with_authorization(headers: &HeaderMap) -> bool {
+    let directives = Directives::parse(headers);
+    directives.has("public") || directives.has("s-maxage") || directives.has("must-revalidate")
 }
 
 /// The request headers worth persisting with a policy: Host, Cache-Control, Pragma and the varied ones.

@@ -182,12 +182,7 @@ impl Fetch<'_> {
         not_modified: &response::Parts,
         now: SystemTime,
     ) -> Option<Fetched> {
-        let vary: Vec<String> = stale
-            .head
-            .vary
-            .iter()
-            .map(|(name, _)| name.clone())
-            .collect();
+        let vary = stale.head.vary_names();
         let persisted = cache::persisted_request(&self.request_parts(), &vary);
         let AfterResponse::NotModified(policy, _) =
             stale
@@ -294,7 +289,7 @@ impl Fetch<'_> {
             headers: stored_headers(&parts.headers, verdict.keep_set_cookie),
             policy: CachePolicy::new_options(&persisted, &parts, now, cache::cache_options()),
             timeline: Timeline::new(now, &verdict.windows(windows.must_revalidate)),
-            shared_with_authorization: allows_authorization(&parts.headers),
+            shared_with_authorization: cache::shared_with_authorization(&parts.headers),
             vary: vary_values
                 .iter()
                 .map(|(name, value)| (name.clone(), value.clone().map(serde_bytes::ByteBuf::from)))
@@ -413,23 +408,6 @@ fn manifest_record(entry: &Entry) -> ManifestRecord {
         expires_at: UNIX_EPOCH + Duration::from_millis(timeline.fresh_until),
         tags: entry.head.tags.clone(),
     }
-}
-
-/// The response directives that let a shared cache answer requests carrying Authorization.
-fn allows_authorization(headers: &HeaderMap) -> bool {
-    headers.get_all(header::CACHE_CONTROL).iter().any(|value| {
-        value.to_str().is_ok_and(|value| {
-            value.split(',').any(|d| {
-                let name = d
-                    .split('=')
-                    .next()
-                    .unwrap_or("")
-                    .trim()
-                    .to_ascii_lowercase();
-                matches!(name.as_str(), "public" | "s-maxage" | "must-revalidate")
-            })
-        })
-    })
 }
 
 fn stored_headers(
