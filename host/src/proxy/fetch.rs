@@ -15,7 +15,7 @@ use super::Proxy;
 use super::body::Body;
 use super::canonical::CanonicalRequest;
 use super::headers;
-use super::origin::{Origin, OriginError};
+use super::origin::{Origin, OriginError, UpstreamTime};
 use super::route::{self, Route};
 use crate::cache::{
     self, Assessment, Entry, EntryHead, FillHandle, FillWriter, Key, NotStorable, Timeline,
@@ -49,6 +49,8 @@ pub struct StreamingFill {
     pub handle: FillHandle,
     /// Request values of the varied headers, for followers whose request may differ.
     pub vary: Vec<(String, Option<Vec<u8>>)>,
+    /// How long the origin took to answer (for the access log).
+    pub upstream: Option<UpstreamTime>,
 }
 
 /// What a fetch produced, as seen by every request that waited for it.
@@ -308,6 +310,7 @@ impl Fetch<'_> {
             headers: served,
             handle: writer.handle(),
             vary: vary_values,
+            upstream: parts.extensions.get::<UpstreamTime>().copied(),
         });
         let pump = Pump {
             body,

@@ -117,7 +117,13 @@ impl Origin {
                 origin: self.name.clone(),
                 detail: error_chain(&err),
             }),
-            Ok(Ok(response)) => Ok(response),
+            Ok(Ok(mut response)) => {
+                // Travels with the response (pass-through keeps its extensions) to the access log.
+                response
+                    .extensions_mut()
+                    .insert(UpstreamTime(started.elapsed()));
+                Ok(response)
+            }
         }
     }
 
@@ -200,6 +206,10 @@ fn error_chain(err: &dyn std::error::Error) -> String {
     }
     text
 }
+
+/// How long the origin took to send the response head.
+#[derive(Debug, Clone, Copy)]
+pub struct UpstreamTime(pub Duration);
 
 /// Every configured origin by name.
 pub struct Origins(HashMap<String, Arc<Origin>>);

@@ -174,7 +174,11 @@ pub fn from_fill(
     } else {
         Body::stream(fill.handle.stream())
     };
-    response(fill.status, headers, body)
+    let mut response = response(fill.status, headers, body);
+    if let Some(upstream) = fill.upstream {
+        response.extensions_mut().insert(upstream);
+    }
+    response
 }
 
 pub fn from_failure(failure: &Failure, status: &CacheStatus) -> Response<Body> {

@@ -16,6 +16,7 @@ use super::canonical::CanonicalRequest;
 use super::coalesce::{self, FlightGuard, Join};
 use super::fetch::{Failure, Fetch, Fetched, Outcome, StreamingFill, pass_through};
 use super::headers;
+use super::origin::UpstreamTime;
 use super::respond::{self, CacheStatus, XCache};
 use super::route::{Action, Route, Routed};
 use crate::cache::{self, Entry, Freshness};
@@ -394,6 +395,11 @@ fn log_access(
         .get("x-cache")
         .and_then(|v| v.to_str().ok())
         .unwrap_or("-");
+    // Milliseconds the origin took to answer; absent when the origin was not asked (hits).
+    let upstream_ms = response
+        .extensions()
+        .get::<UpstreamTime>()
+        .map(|upstream| upstream.0.as_secs_f64() * 1000.0);
     tracing::info!(
         target: "caje::access",
         client = %request.client.ip(),
@@ -403,5 +409,6 @@ fn log_access(
         cache,
         origin,
         ms = started.elapsed().as_secs_f64() * 1000.0,
+        upstream_ms,
     );
 }
