@@ -35,11 +35,22 @@ async fn origin() -> TestOrigin {
 }
 
 /// The `[manifest]` and `[litefs]` tables of the caje node named `name` on `node`; `manifest`
-/// adds keys to `[manifest]`.
+/// adds keys to `[manifest]`. Background warming is off: these tests look at who wrote each row.
 fn node_config(node: &LitefsNode, name: &str, manifest: &str) -> String {
+    fleet_config(node, name, manifest, "enabled = false")
+}
+
+/// [`node_config`] with `populate` as the `[populate]` table.
+pub(super) fn fleet_config(
+    node: &LitefsNode,
+    name: &str,
+    manifest: &str,
+    populate: &str,
+) -> String {
     format!(
         "[manifest]\nnode = \"{name}\"\nbatch_max_delay = \"20ms\"\nretry_min = \"50ms\"\n\
-         retry_max = \"500ms\"\n{manifest}\n\n[litefs]\nrequire = true\nhttp_addr = \"{}\"\n",
+         retry_max = \"500ms\"\n{manifest}\n\n[litefs]\nrequire = true\nhttp_addr = \"{}\"\n\n\
+         [populate]\n{populate}\n",
         node.http_addr()
     )
 }
