@@ -242,6 +242,26 @@ async fn warming_never_runs_more_fetches_than_its_concurrency() {
     assert_eq!(populate_status(&b).await["fetched_total"], PAGES);
 }
 
+/// The failed rounds of the one failing origin in a populate status.
+fn failed_rounds(status: &Value) -> u64 {
+    status["backoff"][0]["failed_rounds"].as_u64().unwrap_or(0)
+}
+
+/// Polls `node`'s populate status until its origin failed `rounds` rounds in a row.
+async fn wait_for_failed_rounds(node: &TestNode, rounds: u64) -> Value {
+    for _ in 0..1000 {
+        let status = populate_status(node).await;
+        if failed_rounds(&status) >= rounds {
+            return status;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!(
+        "the origin did not fail {rounds} rounds: {}",
+        populate_status(node).await
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_origin_is_left_alone_and_warmed_once_it_recovers() {
     const PAGES: u64 = 30;
@@ -278,20 +298,11 @@ async fn a_failing_origin_is_left_alone_and_warmed_once_it_recovers() {
         &format!("concurrency = {CONCURRENCY}\nbackoff_min = \"20ms\"\nbackoff_max = \"200ms\""),
     )
     .await;
-    let rounds = |status: &Value| status["backoff"][0]["failed_rounds"].as_u64().unwrap_or(0);
-    let mut status = Value::Null;
-    for _ in 0..1000 {
-        status = populate_status(&b).await;
-        if rounds(&status) >= 4 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    wait_for_failed_rounds(&b, 4).await;
     // Requests first, rounds after: rounds only grow, so the bound holds at any moment.
     let requests = failed_requests.load(Ordering::SeqCst) as u64;
-    status = populate_status(&b).await;
-    let failed_rounds = rounds(&status);
-    assert!(failed_rounds >= 4, "{status}");
+    let status = populate_status(&b).await;
+    let failed_rounds = failed_rounds(&status);
     assert!(
         requests <= CONCURRENCY * (failed_rounds + 1),
         "{requests} requests in {failed_rounds} failed rounds: {status}"
@@ -333,17 +344,9 @@ async fn an_unreachable_origin_is_left_alone_too() {
         "concurrency = 2\nbackoff_min = \"20ms\"\nbackoff_max = \"100ms\"",
     )
     .await;
-    let mut status = Value::Null;
-    for _ in 0..1000 {
-        status = populate_status(&b).await;
-        if status["backoff"][0]["failed_rounds"].as_u64() >= Some(3) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let status = wait_for_failed_rounds(&b, 3).await;
     let failed = status["failed_total"].as_u64().unwrap();
-    let failed_rounds = status["backoff"][0]["failed_rounds"].as_u64().unwrap();
-    assert!(failed_rounds >= 3, "{status}");
+    let failed_rounds = failed_rounds(&status);
     assert!(failed <= 2 * (failed_rounds + 1), "{status}");
     assert!(
         status["last_pass"]["deferred"].as_u64() > Some(0),

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use caje_testkit::litefs::{Cluster, Node as LitefsNode};
-use caje_testkit::{TestNode, TestOrigin, get_with, respond, send};
+use caje_testkit::{TestNode, TestOrigin, get_with, send};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -15,17 +15,6 @@ use super::{JOURNAL, connect, eventually};
 const DB: &str = "manifest.db";
 /// Every request names this host, so one path is one cache key on both caje nodes.
 const HOST: &str = "cdn.test";
-
-async fn origin() -> TestOrigin {
-    TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
-        respond(
-            200,
-            &[("cache-control", "max-age=3600")],
-            request.uri().path(),
-        )
-    })
-    .await
-}
 
 /// caje named `name` on `node`'s mount, warming in the background (polling every 50 ms).
 async fn caje_on(node: &LitefsNode, origin: &TestOrigin, name: &str) -> TestNode {
@@ -71,7 +60,7 @@ async fn pages_and_purges_cross_the_cluster_both_ways() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let origin = origin().await;
+    let origin = TestOrigin::cacheable().await;
     let a = caje_on(cluster.primary(), &origin, "a").await;
     let b = caje_on(cluster.replica(), &origin, "b").await;
 
@@ -105,8 +94,8 @@ async fn a_replica_node_down_during_a_purge_drops_the_page_before_it_serves_agai
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let origin = origin().await;
-    let mut a = caje_on(cluster.primary(), &origin, "a").await;
+    let origin = TestOrigin::cacheable().await;
+    let a = caje_on(cluster.primary(), &origin, "a").await;
     let mut b = caje_on(cluster.replica(), &origin, "b").await;
     for path in ["/down/gone", "/down/stays"] {
         fetch(&a, path).await;
