@@ -9,8 +9,6 @@
 //! did its part (also when nothing matched: the counts are zero), 207 when one side failed and
 //! the other did its part, 500 when nothing could be done.
 
-use std::collections::BTreeSet;
-
 use http::StatusCode;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
@@ -105,10 +103,8 @@ pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
     };
     let cache = admin.proxy.cache();
     let files = match (&selector, &manifest_result) {
-        (Selector::Url(url), _) => {
-            let urls = BTreeSet::from([url.clone()]);
-            purge_files(cache, PurgeTargets::Urls(urls), soft).await
-        }
+        // A URL names its files itself: they go also when the manifest failed.
+        (Selector::Url(_), _) => purge_files(cache, populate::files_of(&selector, &[]), soft).await,
         (_, Some(Ok(rows))) => purge_files(cache, populate::files_of(&selector, rows), soft).await,
         (_, Some(Err(_))) => FilesSide::NotAttempted {
             reason: "the pages to purge come from the manifest, which failed; nothing was \
@@ -212,8 +208,7 @@ async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<Pur
                 .map(|e| e.key)
                 .collect(),
         ),
-        Selector::Url(url) => PurgeTargets::Urls(BTreeSet::from([url.clone()])),
-        Selector::Key(key) => PurgeTargets::Keys(BTreeSet::from([key.clone()])),
+        Selector::Url(_) | Selector::Key(_) => populate::files_of(&selector, &[]),
     })
 }
 

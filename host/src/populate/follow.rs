@@ -1,7 +1,8 @@
 //! The background job: every `interval` it reads the manifest's change counter (one small
 //! query, cheap enough to run often), and when it moved, applies the purges logged since, then
 //! warms the rows written since. Rows it had to leave (origin paused, fetch failed) are tried
-//! again once an origin's pause is over.
+//! again once an origin's pause is over. While a pass runs (the first one after start may take
+//! long), purges are still applied every `interval`.
 //!
 //! Why polling: on a LiteFS replica, changes replicated from the primary reach the database
 //! file without any inotify event (checked on a real cluster: a watch on the replica's mount
@@ -11,7 +12,7 @@
 use std::sync::Arc;
 
 use tokio::sync::watch;
-use tokio::time::{Instant, MissedTickBehavior};
+use tokio::time::{Instant, Interval, MissedTickBehavior};
 
 use super::pass::{PassOutcome, Scope};
 use super::purges::Replay;
@@ -20,6 +21,7 @@ use super::warmer::Warmer;
 pub(crate) struct Follower {
     warmer: Arc<Warmer>,
     replay: Replay,
+    ticks: Interval,
     /// Every row written up to this change number has been looked at.
     seen: u64,
     /// Rows written after this change number include every one left for later.
@@ -27,10 +29,14 @@ pub(crate) struct Follower {
 }
 
 impl Follower {
+    /// Must run inside the runtime (it starts the job's clock).
     pub(crate) fn new(warmer: Arc<Warmer>, replay: Replay) -> Follower {
+        let mut ticks = tokio::time::interval(warmer.config.interval);
+        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         Follower {
             warmer,
             replay,
+            ticks,
             seen: 0,
             retry_after: None,
         }
@@ -39,14 +45,12 @@ impl Follower {
     /// Runs until `stopped` says stop (or its sender is gone). A pass in progress is dropped
     /// then; fills it started finish on their own.
     pub(crate) async fn run(mut self, mut stopped: watch::Receiver<bool>) {
-        let mut ticks = tokio::time::interval(self.warmer.config.interval);
-        ticks.set_missed_tick_behavior(MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 biased;
                 _ = stopped.wait_for(|stop| *stop) => return,
                 () = async {
-                    ticks.tick().await;
+                    self.ticks.tick().await;
                     self.step().await;
                 } => {}
             }
@@ -73,7 +77,7 @@ impl Follower {
             }
             if self.warmer.config.enabled {
                 let trigger = if self.seen == 0 { "start" } else { "change" };
-                let outcome = self.warmer.pass(&self.changed_since(self.seen)).await;
+                let outcome = self.pass(self.changed_since(self.seen)).await;
                 if let Some(err) = self.book(trigger, outcome) {
                     // Look at the same changes again next time.
                     return self.note_error(Some(err));
@@ -86,13 +90,29 @@ impl Follower {
             && self.warmer.gates.retry_due(Instant::now())
         {
             self.retry_after = None;
-            let outcome = self.warmer.pass(&self.changed_since(after)).await;
+            let outcome = self.pass(self.changed_since(after)).await;
             if let Some(err) = self.book("retry", outcome) {
                 self.retry_after = Some(after);
                 return self.note_error(Some(err));
             }
         }
         self.note_error(None);
+    }
+
+    /// Runs a pass, applying new purges every tick while it runs (their errors are kept for
+    /// the health report, and the next step retries).
+    async fn pass(&mut self, scope: Scope) -> PassOutcome {
+        let warmer = Arc::clone(&self.warmer);
+        let pass = warmer.pass(&scope);
+        tokio::pin!(pass);
+        loop {
+            tokio::select! {
+                outcome = &mut pass => return outcome,
+                _ = self.ticks.tick() => {
+                    let _ = self.replay.catch_up().await;
+                }
+            }
+        }
     }
 
     fn changed_since(&self, seq: u64) -> Scope {

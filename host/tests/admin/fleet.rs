@@ -420,6 +420,47 @@ async fn warming_joins_a_fill_a_client_request_started() {
     assert_eq!(fetch(&b, "/join").await, "HIT");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn purges_are_applied_while_a_long_pass_runs() {
+    let hold = Arc::new(AtomicBool::new(false));
+    let release = Arc::new(Notify::new());
+    let (holding, released) = (Arc::clone(&hold), Arc::clone(&release));
+    let origin = TestOrigin::start(move |request| {
+        let (holding, released) = (Arc::clone(&holding), Arc::clone(&released));
+        async move {
+            let path = request.uri().path().to_owned();
+            if path == "/long/blocked" && holding.load(Ordering::SeqCst) {
+                released.notified().await;
+            }
+            respond(200, &[("cache-control", "max-age=600")], &path)
+        }
+    })
+    .await;
+    let a = node(&origin.url(), None, "a", "enabled = false").await;
+    for path in ["/long/other", "/long/blocked"] {
+        fetch(&a, path).await;
+    }
+    support::flush(&a).await;
+    hold.store(true, Ordering::SeqCst);
+    // b's first pass warms /long/other and then hangs on /long/blocked.
+    let b = node(&origin.url(), Some(&a.config.database), "b", "").await;
+    wait_until_held(&b, &["/long/other"], true).await;
+    eventually("b's warming to wait for /long/blocked", SETTLE, || {
+        origin.hits("/long/blocked") == 2
+    })
+    .await;
+    purge(&a, json!({ "url": url("/long/other") })).await;
+    wait_until_held(&b, &["/long/other"], false).await;
+    let status = populate_status(&b).await;
+    assert_eq!(
+        status["in_flight"], 1,
+        "the pass is still running: {status}"
+    );
+    assert_eq!(status["last_pass"], Value::Null, "{status}");
+    release.notify_waiters();
+    wait_until_held(&b, &["/long/blocked"], true).await;
+}
+
 /// `caje_coalesced_requests_total` as `node` exposes it (the recorder is the process's).
 async fn coalesced(node: &TestNode) -> f64 {
     let reply = call(&base(node), "GET", "/_caje/metrics", "", Some(TOKEN)).await;
