@@ -355,25 +355,42 @@ async fn an_unreachable_origin_is_left_alone_too() {
     assert!((0..PAGES).all(|i| !holds(&b, &format!("/u/{i}"))));
 }
 
+/// An origin whose every page is cacheable for ten minutes, except that requests for one path
+/// wait while `hold` is set, until `release` is notified.
+struct HeldOrigin {
+    origin: TestOrigin,
+    hold: Arc<AtomicBool>,
+    release: Arc<Notify>,
+}
+
+impl HeldOrigin {
+    async fn start(held_path: &'static str) -> HeldOrigin {
+        let hold = Arc::new(AtomicBool::new(false));
+        let release = Arc::new(Notify::new());
+        let (holding, released) = (Arc::clone(&hold), Arc::clone(&release));
+        let origin = TestOrigin::start(move |request| {
+            let (holding, released) = (Arc::clone(&holding), Arc::clone(&released));
+            async move {
+                let path = request.uri().path().to_owned();
+                if path == held_path && holding.load(Ordering::SeqCst) {
+                    released.notified().await;
+                }
+                respond(200, &[("cache-control", "max-age=600")], &path)
+            }
+        })
+        .await;
+        HeldOrigin {
+            origin,
+            hold,
+            release,
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warming_joins_a_fill_a_client_request_started() {
-    let hold = Arc::new(AtomicBool::new(false));
-    let release = Arc::new(Notify::new());
-    let (holding, released) = (Arc::clone(&hold), Arc::clone(&release));
-    let origin = TestOrigin::start(move |request| {
-        let (holding, released) = (Arc::clone(&holding), Arc::clone(&released));
-        async move {
-            if holding.load(Ordering::SeqCst) {
-                released.notified().await;
-            }
-            respond(
-                200,
-                &[("cache-control", "max-age=600")],
-                request.uri().path(),
-            )
-        }
-    })
-    .await;
+    let held = HeldOrigin::start("/join").await;
+    let origin = &held.origin;
     let a = node(&origin.url(), None, "a", "enabled = false").await;
     fetch(&a, "/join").await;
     support::flush(&a).await;
@@ -386,7 +403,7 @@ async fn warming_joins_a_fill_a_client_request_started() {
         )
         .await,
     );
-    hold.store(true, Ordering::SeqCst);
+    held.hold.store(true, Ordering::SeqCst);
 
     let client = tokio::spawn({
         let b = Arc::clone(&b);
@@ -411,7 +428,7 @@ async fn warming_joins_a_fill_a_client_request_started() {
         coalesced(&b).await > coalesced_before,
         "the warm joined the fill"
     );
-    release.notify_waiters();
+    held.release.notify_waiters();
     assert_eq!(client.await.unwrap(), "MISS");
     let (status, report) = pass.await.unwrap();
     assert_eq!(status, StatusCode::OK, "{report}");
@@ -422,26 +439,14 @@ async fn warming_joins_a_fill_a_client_request_started() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn purges_are_applied_while_a_long_pass_runs() {
-    let hold = Arc::new(AtomicBool::new(false));
-    let release = Arc::new(Notify::new());
-    let (holding, released) = (Arc::clone(&hold), Arc::clone(&release));
-    let origin = TestOrigin::start(move |request| {
-        let (holding, released) = (Arc::clone(&holding), Arc::clone(&released));
-        async move {
-            let path = request.uri().path().to_owned();
-            if path == "/long/blocked" && holding.load(Ordering::SeqCst) {
-                released.notified().await;
-            }
-            respond(200, &[("cache-control", "max-age=600")], &path)
-        }
-    })
-    .await;
+    let held = HeldOrigin::start("/long/blocked").await;
+    let origin = &held.origin;
     let a = node(&origin.url(), None, "a", "enabled = false").await;
     for path in ["/long/other", "/long/blocked"] {
         fetch(&a, path).await;
     }
     support::flush(&a).await;
-    hold.store(true, Ordering::SeqCst);
+    held.hold.store(true, Ordering::SeqCst);
     // b's first pass warms /long/other and then hangs on /long/blocked.
     let b = node(&origin.url(), Some(&a.config.database), "b", "").await;
     wait_until_held(&b, &["/long/other"], true).await;
@@ -457,7 +462,7 @@ async fn purges_are_applied_while_a_long_pass_runs() {
         "the pass is still running: {status}"
     );
     assert_eq!(status["last_pass"], Value::Null, "{status}");
-    release.notify_waiters();
+    held.release.notify_waiters();
     wait_until_held(&b, &["/long/blocked"], true).await;
 }
 
