@@ -67,6 +67,18 @@ fn holds(node: &TestNode, path: &str) -> bool {
     !keys.expect("read the cache directory").is_empty()
 }
 
+/// Whether `node`'s copy of the page at `path` is fresh; `None` when it holds none.
+fn fresh(node: &TestNode, path: &str) -> Option<bool> {
+    let cache = node.node().proxy.cache();
+    let keys = cache
+        .keys_of_url(&url(path))
+        .expect("read the cache directory");
+    let until = keys
+        .iter()
+        .find_map(|key| cache.fresh_until(key).expect("read an entry's head"))?;
+    Some(until > std::time::SystemTime::now())
+}
+
 async fn wait_until_held(node: &TestNode, paths: &[&str], held: bool) {
     let what = format!("{paths:?} held = {held} by {}", node.node().addr);
     eventually(&what, SETTLE, || {
@@ -136,15 +148,8 @@ async fn purges_on_one_node_reach_the_files_of_the_other() {
 
     // A soft purge leaves the file but makes it stale everywhere: the next request revalidates.
     purge(&b, json!({ "url": url("/p/soft"), "soft": true })).await;
-    let a_cache = a.node().proxy.cache().clone();
     eventually("a's copy of /p/soft to be stale", SETTLE, || {
-        let keys = a_cache.keys_of_url(&url("/p/soft")).unwrap();
-        keys.iter().any(|key| {
-            a_cache
-                .fresh_until(key)
-                .unwrap()
-                .is_some_and(|until| until <= std::time::SystemTime::now())
-        })
+        fresh(&a, "/p/soft") == Some(false)
     })
     .await;
     assert_eq!(fetch(&a, "/p/soft").await, "REVALIDATED");
@@ -353,6 +358,29 @@ async fn an_unreachable_origin_is_left_alone_too() {
         "{status}"
     );
     assert!((0..PAGES).all(|i| !holds(&b, &format!("/u/{i}"))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stale_copy_is_refreshed_when_another_node_stores_the_page_again() {
+    // No validators: a stale page is fetched whole again, and the new copy recorded.
+    let origin = TestOrigin::cacheable().await;
+    let (a, b) = pair(&origin.url(), "").await;
+    assert_eq!(fetch(&a, "/stale").await, "MISS");
+    wait_until_held(&b, &["/stale"], true).await;
+    purge(&b, json!({ "url": url("/stale"), "soft": true })).await;
+    eventually("a's copy to be stale", SETTLE, || {
+        fresh(&a, "/stale") == Some(false)
+    })
+    .await;
+    assert_eq!(fetch(&b, "/stale").await, "MISS");
+    eventually("a's copy to be fresh again", SETTLE, || {
+        fresh(&a, "/stale") == Some(true)
+    })
+    .await;
+    let fetched = origin.hits("/stale");
+    assert_eq!(fetched, 4, "a, b's warming, b's client, a's warming");
+    assert_eq!(fetch(&a, "/stale").await, "HIT");
+    assert_eq!(origin.hits("/stale"), fetched);
 }
 
 /// An origin whose every page is cacheable for ten minutes, except that requests for one path
