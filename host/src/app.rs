@@ -17,6 +17,7 @@ use crate::config::{Config, LogConfig, LogFormat};
 use crate::litefs;
 use crate::manifest::{Manifest, OpenOptions};
 use crate::policy::Policies;
+use crate::populate::Populator;
 use crate::proxy::{self, Proxy};
 
 const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
@@ -62,8 +63,22 @@ impl Node {
                 .map_err(anyhow::Error::msg)?
                 .with_litefs(litefs),
         );
+        let (stop, stopped) = watch::channel(false);
+        let mut tasks = Vec::new();
+        // Before the listener: purges made while this node was down are applied first.
+        let populate = Populator::start(
+            &config.populate,
+            &config.cache_dir,
+            proxy.clone(),
+            stopped.clone(),
+        )
+        .await
+        .map(|(populator, job)| {
+            tasks.push(job);
+            populator
+        });
         let admin = if config.admin.enabled {
-            Some(Arc::new(Admin::new(config, proxy.clone())?))
+            Some(Arc::new(Admin::new(config, proxy.clone(), populate)?))
         } else {
             tracing::info!("[admin] enabled = false: /_caje paths answer 404");
             None
@@ -78,8 +93,6 @@ impl Node {
             .as_ref()
             .map(TcpListener::local_addr)
             .transpose()?;
-        let (stop, stopped) = watch::channel(false);
-        let mut tasks = Vec::new();
         // On the proxy listener `/_caje` paths go to the admin API, unless it has a listener of
         // its own: then they answer 404 there, and never reach the cache or the origin.
         let admin_here = admin.clone().filter(|_| admin_addr.is_none());

@@ -517,6 +517,82 @@ async fn clear_removes_every_row_and_is_logged() {
 }
 
 #[tokio::test]
+async fn prefix_and_tag_purges_list_their_pages_for_other_nodes_and_name_their_session() {
+    let f = fixture();
+    let manifest = open(&f.path, &config()).await;
+    record_numbered(&manifest, "p", "https://s.example/p/", 0..1500, &[]);
+    manifest.record(rec("t1", "https://s.example/t/1", 1, &["red"]));
+    manifest.record(rec("t2", "https://s.example/t/2", 2, &["red", "blue"]));
+    manifest.record(rec("u", "https://s.example/u", 3, &["red"]));
+    flushed(&manifest).await;
+    manifest
+        .purge(&Selector::Prefix("https://s.example/p/".into()), false)
+        .await
+        .unwrap();
+    manifest
+        .purge(&Selector::Tag("red".into()), true)
+        .await
+        .unwrap();
+    manifest
+        .purge(&Selector::Url("https://s.example/u".into()), false)
+        .await
+        .unwrap();
+    let log = manifest.purges_since(0, 10).await.unwrap();
+    assert_eq!(log.len(), 3);
+    assert!(log.iter().all(|entry| entry.session == manifest.session()));
+
+    // The prefix purge's 1500 pages come back in pages, each row once.
+    let mut urls = BTreeSet::new();
+    let mut after = None;
+    for _ in 0..10 {
+        let page = manifest
+            .purged_pages(log[0].change_seq, after, 1000)
+            .await
+            .unwrap();
+        assert!(page.rows.len() <= 1000);
+        urls.extend(page.rows.into_iter().map(|row| row.url));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(urls.len(), 1500);
+    assert!(
+        urls.iter()
+            .all(|url| url.starts_with("https://s.example/p/"))
+    );
+    let tagged = manifest
+        .purged_pages(log[1].change_seq, None, 1000)
+        .await
+        .unwrap();
+    assert_eq!(purged_keys(&tagged.rows), set(&["t1", "t2", "u"]));
+    assert_eq!(tagged.next, None);
+    // A URL purge names its page itself.
+    let url = manifest
+        .purged_pages(log[2].change_seq, None, 1000)
+        .await
+        .unwrap();
+    assert!(url.rows.is_empty());
+
+    // Another handle on the same file logs with another session; the instance is the file's.
+    let other = open(&f.path, &config()).await;
+    assert_ne!(other.session(), manifest.session());
+    assert_eq!(
+        other.instance().await.unwrap(),
+        manifest.instance().await.unwrap()
+    );
+    other.clear().await.unwrap();
+    let clear = manifest.purges_since(log[2].change_seq, 10).await.unwrap();
+    assert_eq!(clear[0].session, other.session());
+    let replaced = fixture();
+    let fresh = open(&replaced.path, &config()).await;
+    assert_ne!(
+        fresh.instance().await.unwrap(),
+        manifest.instance().await.unwrap()
+    );
+}
+
+#[tokio::test]
 async fn an_upsert_replaces_the_tags() {
     let f = fixture();
     let manifest = open(&f.path, &config()).await;

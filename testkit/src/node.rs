@@ -9,6 +9,8 @@ use tempfile::TempDir;
 
 pub struct TestNode {
     node: Option<Node>,
+    /// The proxy listener's address, kept across [`TestNode::stop`] for [`TestNode::restart`].
+    addr: std::net::SocketAddr,
     dir: Arc<TempDir>,
     config_text: String,
     pub config: Config,
@@ -84,6 +86,7 @@ impl TestNode {
             .await
             .map_err(|err| format!("{err:#}"))?;
         Ok(TestNode {
+            addr: node.addr,
             node: Some(node),
             dir,
             config_text,
@@ -121,10 +124,10 @@ impl TestNode {
         }
     }
 
-    /// Stops the node and starts a new one on the same directory and port: nothing in memory survives.
-    /// (The port is part of the Host, hence of every cache key.)
+    /// Stops the node (unless [`TestNode::stop`] did) and starts a new one on the same directory
+    /// and port: nothing in memory survives. (The port is part of the Host, hence of every cache key.)
     pub async fn restart(mut self) -> TestNode {
-        let addr = self.node().addr;
+        let addr = self.addr;
         self.stop().await;
         let config_text = self
             .config_text
@@ -132,7 +135,8 @@ impl TestNode {
         TestNode::boot(self.dir.clone(), config_text).await
     }
 
-    /// Every regular file under the cache directory (entries and temp files).
+    /// Every regular file in the cache directory's shard directories (entries and temp files;
+    /// not the node's own state files at the top of the directory).
     pub fn cache_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
             let Ok(items) = std::fs::read_dir(dir) else {
@@ -148,7 +152,13 @@ impl TestNode {
             }
         }
         let mut found = Vec::new();
-        walk(&self.cache_dir(), &mut found);
+        for shard in std::fs::read_dir(self.cache_dir())
+            .into_iter()
+            .flatten()
+            .flatten()
+        {
+            walk(&shard.path(), &mut found);
+        }
         found.sort();
         found
     }

@@ -109,6 +109,15 @@ impl TestOrigin {
         }
     }
 
+    /// An origin whose every page is cacheable for an hour and answers with its path.
+    pub async fn cacheable() -> TestOrigin {
+        TestOrigin::start(|request: Request<Incoming>| async move {
+            let path = request.uri().path().to_owned();
+            respond(200, &[("cache-control", "max-age=3600")], &path)
+        })
+        .await
+    }
+
     /// Stops listening and closes every connection: the origin becomes unreachable.
     pub async fn stop(&self) {
         self.serving.abort();

@@ -1,5 +1,5 @@
 //! `GET /_caje/health`: whether this node works as it should (manifest writer, LiteFS role and
-//! lag), and the counters an operator looks at first. Always 200 while the node answers; `ok` is false and `problems` says why
+//! lag, populate job and purge replay), and the counters an operator looks at first. Always 200 while the node answers; `ok` is false and `problems` says why
 //! when something is degraded (a failing manifest does not stop the node from serving).
 
 use http::StatusCode;
@@ -10,6 +10,7 @@ use super::prometheus::RequestCounts;
 use super::reply::{self, Reply};
 use crate::litefs::{self, Lag, Role};
 use crate::manifest::WriterStats;
+use crate::populate::PopulateStatus;
 
 #[derive(Serialize)]
 struct Health<'a> {
@@ -21,6 +22,8 @@ struct Health<'a> {
     manifest: ManifestHealth,
     /// `null` unless the manifest is on a LiteFS mount.
     litefs: Option<LitefsHealth>,
+    /// `null` without a manifest.
+    populate: Option<PopulateStatus>,
     cache: CacheHealth,
 }
 
@@ -62,6 +65,12 @@ pub(super) async fn health(admin: &Admin) -> Reply {
         Some(database) => Some(litefs_health(database, &mut problems).await),
         None => None,
     };
+    let populate = admin.populate.as_ref().map(|populator| populator.status());
+    if let Some(error) = populate.as_ref().and_then(|p| p.purges.error.as_ref()) {
+        problems.push(format!(
+            "{error} (this node may serve pages purged on other nodes until it can)"
+        ));
+    }
     let health = Health {
         ok: problems.is_empty(),
         problems,
@@ -74,6 +83,7 @@ pub(super) async fn health(admin: &Admin) -> Reply {
             writer,
         },
         litefs,
+        populate,
         cache: CacheHealth {
             fetches_in_flight: admin.proxy.fetches_in_flight(),
             requests: admin

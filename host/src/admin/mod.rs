@@ -33,11 +33,14 @@ pub use reply::Reply;
 pub use router::{PREFIX, Route, owns, routes};
 
 use crate::config::Config;
+use crate::populate::Populator;
 use crate::proxy::Proxy;
 
 /// The admin API of one node.
 pub struct Admin {
     proxy: Arc<Proxy>,
+    /// Present whenever the manifest is.
+    populate: Option<Populator>,
     auth: Auth,
     metrics: Option<PrometheusHandle>,
     node: String,
@@ -48,7 +51,11 @@ pub struct Admin {
 impl Admin {
     /// Reads the token (a missing or empty token file is an error here, at start) and, when
     /// `[admin] metrics` is on, installs the process's Prometheus recorder.
-    pub fn new(config: &Config, proxy: Arc<Proxy>) -> Result<Admin, TokenError> {
+    pub fn new(
+        config: &Config,
+        proxy: Arc<Proxy>,
+        populate: Option<Populator>,
+    ) -> Result<Admin, TokenError> {
         let auth = Auth::from_config(&config.admin)?;
         let metrics = if config.admin.metrics {
             install_metrics()
@@ -61,6 +68,7 @@ impl Admin {
         };
         Ok(Admin {
             proxy,
+            populate,
             auth,
             metrics,
             node,

@@ -1,5 +1,6 @@
 //! `POST /_caje/populate`: one synchronous pass of [`crate::populate`] over the manifest, with
-//! an optional URL prefix and fetch limit; answers with the pass's report.
+//! an optional URL prefix and fetch limit, under the background job's limits (concurrency,
+//! origin pace and pauses); answers with the pass's report.
 
 use http::StatusCode;
 use hyper::body::Incoming;
@@ -8,7 +9,7 @@ use serde::Deserialize;
 use super::Admin;
 use super::reply::{self, Reply};
 use super::target;
-use crate::populate::{self, Pass};
+use crate::populate::Pass;
 
 const EXAMPLE: &str = r#"{} or {"prefix": "http://example.com/blog/", "limit": 100}"#;
 
@@ -34,7 +35,7 @@ pub(super) async fn populate(admin: &Admin, body: Incoming) -> Reply {
         Ok(prefix) => prefix,
         Err(err) => return reply::error(StatusCode::BAD_REQUEST, &err, &format!("send {EXAMPLE}")),
     };
-    let Some(manifest) = admin.proxy.manifest() else {
+    let Some(populator) = &admin.populate else {
         return reply::error(
             StatusCode::CONFLICT,
             "the manifest is disabled on this node, so there is nothing to populate from",
@@ -45,10 +46,10 @@ pub(super) async fn populate(admin: &Admin, body: Incoming) -> Reply {
         prefix,
         max_fetches: request.limit,
     };
-    let report = populate::run_pass(&admin.proxy, manifest, &pass).await;
+    let report = populator.run_pass(&pass).await;
     tracing::info!(
         fetched = report.fetched,
-        present = report.present,
+        skipped = report.skipped,
         failed = report.failed,
         "admin populate pass finished"
     );

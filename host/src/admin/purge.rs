@@ -9,9 +9,6 @@
 //! did its part (also when nothing matched: the counts are zero), 207 when one side failed and
 //! the other did its part, 500 when nothing could be done.
 
-use std::collections::BTreeSet;
-use std::time::SystemTime;
-
 use http::StatusCode;
 use hyper::body::Incoming;
 use serde::{Deserialize, Serialize};
@@ -19,8 +16,9 @@ use serde::{Deserialize, Serialize};
 use super::Admin;
 use super::reply::{self, Reply};
 use super::target;
-use crate::cache::{Cache, Key};
-use crate::manifest::{PurgedRow, Selector};
+use crate::cache::{Cache, PurgeTargets};
+use crate::manifest::Selector;
+use crate::populate;
 
 const EXAMPLE: &str = r#"{"url": "http://example.com/page"}, {"prefix": "http://example.com/blog/", "soft": true} or {"tag": "product-42"}"#;
 
@@ -105,11 +103,9 @@ pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
     };
     let cache = admin.proxy.cache();
     let files = match (&selector, &manifest_result) {
-        (Selector::Url(url), _) => {
-            let urls = BTreeSet::from([url.clone()]);
-            purge_files(cache, Targets::Urls(urls), soft).await
-        }
-        (_, Some(Ok(rows))) => purge_files(cache, targets_of(&selector, rows), soft).await,
+        // A URL names its files itself: they go also when the manifest failed.
+        (Selector::Url(_), _) => purge_files(cache, populate::files_of(&selector, &[]), soft).await,
+        (_, Some(Ok(rows))) => purge_files(cache, populate::files_of(&selector, rows), soft).await,
         (_, Some(Err(_))) => FilesSide::NotAttempted {
             reason: "the pages to purge come from the manifest, which failed; nothing was \
                      removed from this node, retry once the manifest is writable"
@@ -189,28 +185,8 @@ fn describe(selector: &Selector) -> (&'static str, String) {
     }
 }
 
-/// The files a purge reaches on this node.
-enum Targets {
-    /// Every file of each URL (variants and vary record included): a URL or prefix purge
-    /// takes whole URLs.
-    Urls(BTreeSet<String>),
-    /// Exactly these keys (a tag is carried by single variants).
-    Keys(BTreeSet<String>),
-}
-
-fn targets_of(selector: &Selector, rows: &[PurgedRow]) -> Targets {
-    match selector {
-        Selector::Tag(_) | Selector::Key(_) => {
-            Targets::Keys(rows.iter().map(|r| r.key.clone()).collect())
-        }
-        Selector::Url(_) | Selector::Prefix(_) => {
-            Targets::Urls(rows.iter().map(|r| r.url.clone()).collect())
-        }
-    }
-}
-
 /// Without a manifest, the pages of a prefix or tag are found by reading every head on disk.
-async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<Targets> {
+async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<PurgeTargets> {
     let cache = cache.clone();
     let selector = selector.clone();
     let entries = tokio::task::spawn_blocking(move || cache.scan(None, usize::MAX))
@@ -218,108 +194,35 @@ async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<Tar
         .unwrap_or_else(|join| Err(std::io::Error::other(join)))?
         .entries;
     Ok(match &selector {
-        Selector::Prefix(prefix) => Targets::Urls(
+        Selector::Prefix(prefix) => PurgeTargets::Urls(
             entries
                 .into_iter()
                 .filter(|e| e.url.starts_with(prefix.as_str()))
                 .map(|e| e.url)
                 .collect(),
         ),
-        Selector::Tag(tag) => Targets::Keys(
+        Selector::Tag(tag) => PurgeTargets::Keys(
             entries
                 .into_iter()
                 .filter(|e| e.tags.contains(tag))
                 .map(|e| e.key)
                 .collect(),
         ),
-        Selector::Url(url) => Targets::Urls(BTreeSet::from([url.clone()])),
-        Selector::Key(key) => Targets::Keys(BTreeSet::from([key.clone()])),
+        Selector::Url(_) | Selector::Key(_) => populate::files_of(&selector, &[]),
     })
 }
 
 /// Removes (or, soft, expires) the targets' files, carrying on past failures and counting them.
-async fn purge_files(cache: &Cache, targets: Targets, soft: bool) -> FilesSide {
-    if soft {
-        return expire_all(cache, targets).await;
-    }
-    let cache = cache.clone();
-    tokio::task::spawn_blocking(move || remove_all(&cache, targets))
-        .await
-        .unwrap_or_else(|join| FilesSide::Failed {
-            files: 0,
-            failed: 0,
-            error: join.to_string(),
-        })
-}
-
-fn remove_all(cache: &Cache, targets: Targets) -> FilesSide {
-    let mut tally = Tally::default();
-    match targets {
-        Targets::Urls(urls) => {
-            for url in urls {
-                tally.add(cache.remove_url(&url));
-            }
-        }
-        Targets::Keys(keys) => {
-            for key in keys.iter().filter_map(|k| Key::from_file_name(k)) {
-                tally.add(cache.remove(&key).map(usize::from));
-            }
-        }
-    }
-    tally.side()
-}
-
-async fn expire_all(cache: &Cache, targets: Targets) -> FilesSide {
-    let mut tally = Tally::default();
-    let keys: Vec<Key> = match targets {
-        Targets::Keys(keys) => keys.iter().filter_map(|k| Key::from_file_name(k)).collect(),
-        Targets::Urls(urls) => urls
-            .iter()
-            .filter_map(|url| match cache.keys_of_url(url) {
-                Ok(keys) => Some(keys),
-                Err(err) => {
-                    tally.add(Err(err));
-                    None
-                }
-            })
-            .flatten()
-            .collect(),
-    };
-    for key in keys {
-        let expired = cache.expire(&key, SystemTime::now()).await;
-        tally.add(expired.map(usize::from));
-    }
-    tally.side()
-}
-
-#[derive(Default)]
-struct Tally {
-    files: usize,
-    failed: usize,
-    first_error: Option<std::io::Error>,
-}
-
-impl Tally {
-    fn add(&mut self, result: std::io::Result<usize>) {
-        match result {
-            Ok(n) => self.files += n,
-            Err(err) => {
-                self.failed += 1;
-                self.first_error.get_or_insert(err);
-            }
-        }
-    }
-
-    fn side(self) -> FilesSide {
-        match self.first_error {
-            None => FilesSide::Done { files: self.files },
-            Some(err) => FilesSide::Failed {
-                files: self.files,
-                failed: self.failed,
-                error: format!(
-                    "{err} (check the permissions of cache_dir; the files that failed are still served)"
-                ),
-            },
-        }
+async fn purge_files(cache: &Cache, targets: PurgeTargets, soft: bool) -> FilesSide {
+    let tally = cache.purge(targets, soft).await;
+    match tally.first_error {
+        None => FilesSide::Done { files: tally.files },
+        Some(err) => FilesSide::Failed {
+            files: tally.files,
+            failed: tally.failed,
+            error: format!(
+                "{err} (check the permissions of cache_dir; the files that failed are still served)"
+            ),
+        },
     }
 }

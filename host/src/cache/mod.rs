@@ -7,6 +7,7 @@ mod fill;
 mod freshness;
 mod key;
 mod memory;
+mod purge;
 mod storable;
 mod store;
 mod stored;
@@ -32,6 +33,7 @@ pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
 pub use key::{Key, url_digest};
 use memory::{MemoryIndex, Slot};
+pub use purge::{PurgeTally, PurgeTargets};
 pub use storable::{NotStorable, persisted_request, shared_with_authorization, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
@@ -294,6 +296,21 @@ impl Cache {
     /// Whether this node holds a file for the key.
     pub fn has_key(&self, key: &Key) -> bool {
         self.inner.store.path(key).exists()
+    }
+
+    /// Until when the response stored under `key` is fresh, from its head alone (the body is
+    /// neither read nor verified); `None` when this node holds no response under the key.
+    /// Blocking: reads the file's head unless the entry is in memory.
+    pub fn fresh_until(&self, key: &Key) -> io::Result<Option<SystemTime>> {
+        let timeline = match self.inner.memory.get(key) {
+            Some(Slot::Entry(entry)) if entry.body_is_current() => Some(entry.head.timeline),
+            _ => match self.inner.store.load_head(key)? {
+                Some(Record::Response(head)) => Some(head.timeline),
+                _ => None,
+            },
+        };
+        Ok(timeline
+            .map(|t| std::time::UNIX_EPOCH + std::time::Duration::from_millis(t.fresh_until)))
     }
 
     /// Removes one key's file (a tag purge removes exactly the tagged variants). Returns whether

@@ -17,6 +17,7 @@ use crate::admin::AdminConfig;
 use crate::litefs::LitefsConfig;
 use crate::manifest::ManifestConfig;
 use crate::policy::PolicyConfig;
+use crate::populate::PopulateConfig;
 pub use units::ByteSize;
 
 /// The whole configuration of one caje node.
@@ -40,6 +41,7 @@ pub struct Config {
     pub policies: PolicyConfig,
     pub litefs: LitefsConfig,
     pub admin: AdminConfig,
+    pub populate: PopulateConfig,
 }
 
 /// One `[origins.<name>]` table.
@@ -225,6 +227,8 @@ struct RawConfig {
     litefs: LitefsConfig,
     #[serde(default)]
     admin: AdminConfig,
+    #[serde(default)]
+    populate: PopulateConfig,
 }
 
 impl Config {
@@ -302,6 +306,14 @@ impl Config {
                 "see [admin] in the configuration reference",
             )
         })?;
+        raw.populate.validate().map_err(|bad| {
+            ConfigError::keyed(
+                path,
+                bad.key,
+                &bad.message,
+                "see [populate] in the configuration reference",
+            )
+        })?;
         let admin = AdminConfig {
             token_file: raw.admin.token_file.map(|file| base.join(file)),
             ..raw.admin
@@ -320,6 +332,7 @@ impl Config {
             policies,
             litefs: raw.litefs,
             admin,
+            populate: raw.populate,
         })
     }
 }
@@ -422,6 +435,23 @@ connect_timeout = "2s"
         assert_eq!(
             (err.line, err.key.as_deref()),
             (Some(13), Some("litefs.halt_timeout"))
+        );
+    }
+
+    #[test]
+    fn the_populate_table_is_read_and_its_errors_name_the_key() {
+        let config = Config::parse(
+            &format!("{GOOD}\n[populate]\nconcurrency = 16\n"),
+            Path::new("/etc/caje/caje.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.populate.concurrency, 16);
+        let err = error(&format!("{GOOD}\n[populate]\nconcurrency = 0\n"));
+        assert_eq!(err.key.as_deref(), Some("populate.concurrency"));
+        let err = error(&format!("{GOOD}\n[populate]\ninterval = \"soon\"\n"));
+        assert_eq!(
+            (err.line, err.key.as_deref()),
+            (Some(13), Some("populate.interval"))
         );
     }
 

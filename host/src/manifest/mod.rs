@@ -24,7 +24,9 @@
 //! replayed batch or a late write from another node never creates a duplicate or regresses a
 //! row. Every write transaction bumps `changes.seq`; rows carry the number that last wrote
 //! them, and purges are logged in `purges` with theirs, so a node can ask "what changed since
-//! N" ([`Manifest::change_seq`], [`ListOrder::Changed`], [`Manifest::purges_since`]).
+//! N" ([`Manifest::change_seq`], [`ListOrder::Changed`], [`Manifest::purges_since`]). A prefix or
+//! tag purge also lists the rows it touched ([`Manifest::purged_pages`]): they are gone from
+//! `entries`, and other nodes need them to find their own files.
 //!
 //! # Journal mode: rollback journal (`DELETE`) by default
 //!
@@ -77,7 +79,7 @@ pub use gate::{GatePass, NoGate, WriteGate};
 pub use halt_gate::HaltGate;
 pub use open::{OpenOptions, SchemaMode};
 pub use query::{ListOrder, ListQuery, Page, Selector};
-pub use record::{ManifestRecord, ManifestRow, PurgeLogEntry, PurgedRow};
+pub use record::{ManifestRecord, ManifestRow, PurgeLogEntry, PurgedPage, PurgedRow};
 pub use stats::WriterStats;
 
 pub(crate) use node::node_name;
@@ -95,6 +97,7 @@ pub struct Manifest {
 struct Inner {
     path: PathBuf,
     node: Arc<str>,
+    session: Arc<str>,
     inbox: Arc<Inbox>,
     readers: Arc<ArcSwap<SqlitePool>>,
     commands: mpsc::Sender<Command>,
@@ -128,6 +131,7 @@ impl Manifest {
         };
         let readers = Arc::new(ArcSwap::from_pointee(open::reader_pool(path, config)));
         let node: Arc<str> = node::node_name(config.node.as_deref()).into();
+        let session: Arc<str> = node::session_name(&node).into();
         let inbox = Arc::new(Inbox::new(config.queue_max_rows, config.batch_max_rows));
         let (commands, command_rx) = mpsc::channel(64);
         let (committed_tx, committed) = watch::channel(0);
@@ -135,6 +139,7 @@ impl Manifest {
             path: path.to_owned(),
             config: config.clone(),
             node: Arc::clone(&node),
+            session: Arc::clone(&session),
             gate: options.gate,
             schema: options.schema,
             readers_file: conn.file,
@@ -149,6 +154,7 @@ impl Manifest {
             inner: Arc::new(Inner {
                 path: path.to_owned(),
                 node,
+                session,
                 inbox,
                 readers,
                 commands,
@@ -233,6 +239,30 @@ impl Manifest {
         limit: u32,
     ) -> Result<Vec<PurgeLogEntry>, ManifestError> {
         read::purges_since(&self.readers(), change_seq, limit).await
+    }
+
+    /// A page of the rows the prefix or tag purge logged at `change_seq` touched (a URL or key
+    /// purge lists none: its selector names its pages), in the order it logged them, after the
+    /// page whose [`PurgedPage::next`] is `after`.
+    pub async fn purged_pages(
+        &self,
+        change_seq: u64,
+        after: Option<u64>,
+        limit: u32,
+    ) -> Result<PurgedPage, ManifestError> {
+        read::purged_pages(&self.readers(), change_seq, after, limit).await
+    }
+
+    /// The random name this manifest was given when its schema was created: a node that sees
+    /// another one knows the file was replaced, and that the purge log it followed is gone.
+    pub async fn instance(&self) -> Result<String, ManifestError> {
+        read::instance(&self.readers()).await
+    }
+
+    /// The name of this handle (one running caje), written with its rows
+    /// ([`ManifestRow::session`]) and its purges and clears ([`PurgeLogEntry::session`]).
+    pub fn session(&self) -> &str {
+        &self.inner.session
     }
 
     /// The writer's counters.

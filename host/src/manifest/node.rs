@@ -8,6 +8,16 @@ pub(crate) fn node_name(configured: Option<&str>) -> String {
     choose(configured, from_env.as_deref(), hostname.as_deref())
 }
 
+/// A name for one opened manifest handle, unique across nodes and restarts: the node's name,
+/// the process and the time it was opened.
+pub(crate) fn session_name(node: &str) -> String {
+    let opened = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos();
+    format!("{node}/{}/{opened:x}", std::process::id())
+}
+
 fn choose(configured: Option<&str>, fly_region: Option<&str>, hostname: Option<&str>) -> String {
     [configured, fly_region, hostname]
         .into_iter()

@@ -233,6 +233,7 @@ mod tests {
             node: "n".into(),
             stale_since: None,
             change_seq: 1,
+            session: "s".into(),
         }
     }
 

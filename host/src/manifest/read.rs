@@ -8,12 +8,13 @@ use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 use super::query::{Cursor, push_prefix, push_selector};
 use super::record::{from_millis, from_sql_int, to_sql_int};
 use super::{
-    ListOrder, ListQuery, ManifestError, ManifestRecord, ManifestRow, Page, PurgeLogEntry, Selector,
+    ListOrder, ListQuery, ManifestError, ManifestRecord, ManifestRow, Page, PurgeLogEntry,
+    PurgedPage, PurgedRow, Selector,
 };
 
 const ROWS: &str = "\
     SELECT key, method, url, origin, status, size, stored_at, expires_at, node, stale_at, \
-           change_seq, \
+           change_seq, session, \
            (SELECT json_group_array(tag) FROM entry_tags WHERE entry_id = entries.id) AS tags \
     FROM entries";
 
@@ -30,6 +31,7 @@ struct StoredRow {
     node: String,
     stale_at: Option<i64>,
     change_seq: i64,
+    session: String,
     /// A JSON array, from `json_group_array`.
     tags: String,
 }
@@ -53,6 +55,7 @@ impl StoredRow {
             node: self.node,
             stale_since: self.stale_at.map(from_millis),
             change_seq: from_sql_int(self.change_seq),
+            session: self.session,
         }
     }
 }
@@ -172,8 +175,8 @@ pub(crate) async fn purges_since(
     change_seq: u64,
     limit: u32,
 ) -> Result<Vec<PurgeLogEntry>, ManifestError> {
-    let rows: Vec<(i64, i64, String, String, String, bool, i64)> = sqlx::query_as(
-        "SELECT change_seq, at, node, selector, value, soft, rows FROM purges \
+    let rows: Vec<PurgeLine> = sqlx::query_as(
+        "SELECT change_seq, at, node, selector, value, soft, rows, session FROM purges \
          WHERE change_seq > ?1 ORDER BY change_seq LIMIT ?2",
     )
     .bind(to_sql_int(change_seq))
@@ -183,13 +186,67 @@ pub(crate) async fn purges_since(
     .map_err(ManifestError::sql("purge log read"))?;
     Ok(rows
         .into_iter()
-        .map(|(seq, at, node, kind, value, soft, rows)| PurgeLogEntry {
-            change_seq: from_sql_int(seq),
-            at: from_millis(at),
-            node,
-            selector: Selector::from_parts(&kind, value),
-            soft,
-            rows: from_sql_int(rows),
+        .map(|line| PurgeLogEntry {
+            change_seq: from_sql_int(line.change_seq),
+            at: from_millis(line.at),
+            node: line.node,
+            selector: Selector::from_parts(&line.selector, line.value),
+            soft: line.soft,
+            rows: from_sql_int(line.rows),
+            session: line.session,
         })
         .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct PurgeLine {
+    change_seq: i64,
+    at: i64,
+    node: String,
+    selector: String,
+    value: String,
+    soft: bool,
+    rows: i64,
+    session: String,
+}
+
+pub(crate) async fn purged_pages(
+    pool: &SqlitePool,
+    change_seq: u64,
+    after: Option<u64>,
+    limit: u32,
+) -> Result<PurgedPage, ManifestError> {
+    let limit = limit.clamp(1, ListQuery::MAX_LIMIT);
+    let rows: Vec<(i64, String, String, String, String)> = sqlx::query_as(
+        "SELECT id, key, method, url, node FROM purged_pages \
+         WHERE change_seq = ?1 AND id > ?2 ORDER BY id LIMIT ?3",
+    )
+    .bind(to_sql_int(change_seq))
+    .bind(after.map_or(0, to_sql_int))
+    .bind(i64::from(limit))
+    .fetch_all(pool)
+    .await
+    .map_err(ManifestError::sql("purged pages read"))?;
+    let next = (rows.len() == limit as usize)
+        .then(|| rows.last().map(|(id, ..)| from_sql_int(*id)))
+        .flatten();
+    Ok(PurgedPage {
+        rows: rows
+            .into_iter()
+            .map(|(_, key, method, url, node)| PurgedRow {
+                key,
+                method,
+                url,
+                node,
+            })
+            .collect(),
+        next,
+    })
+}
+
+pub(crate) async fn instance(pool: &SqlitePool) -> Result<String, ManifestError> {
+    sqlx::query_scalar("SELECT instance FROM manifest_identity WHERE id = 1")
+        .fetch_one(pool)
+        .await
+        .map_err(ManifestError::sql("manifest identity read"))
 }

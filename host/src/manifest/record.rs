@@ -43,6 +43,9 @@ pub struct ManifestRow {
     pub stale_since: Option<SystemTime>,
     /// The change sequence number of the transaction that last wrote the row.
     pub change_seq: u64,
+    /// The [`Manifest::session`](super::Manifest::session) that last wrote the row (`""` when
+    /// written by a caje that did not record sessions).
+    pub session: String,
 }
 
 /// A row a purge deleted or marked stale.
@@ -67,6 +70,18 @@ pub struct PurgeLogEntry {
     pub soft: bool,
     /// How many rows it touched.
     pub rows: u64,
+    /// The [`Manifest::session`](super::Manifest::session) that logged it (`""` when logged
+    /// by a caje that did not record sessions).
+    pub session: String,
+}
+
+/// A page of [`Manifest::purged_pages`](super::Manifest::purged_pages).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PurgedPage {
+    pub rows: Vec<PurgedRow>,
+    /// Pass as `after` for the next page; `None` when no rows follow (a full page may be
+    /// followed by an empty one).
+    pub next: Option<u64>,
 }
 
 /// Unix milliseconds, clamped to what an SQLite INTEGER holds (times before 1970 become 0).

@@ -19,19 +19,25 @@ use super::{ManifestRecord, PurgedRow, Selector};
 /// (`WHERE true` tells the parser that `ON CONFLICT` belongs to the insert, not the join.)
 const UPSERT_ROWS: &str = "\
     INSERT INTO entries (key, method, url, origin, status, size, stored_at, expires_at, node, \
-                         stale_at, change_seq) \
+                         stale_at, change_seq, session) \
     SELECT value ->> 'key', value ->> 'method', value ->> 'url', value ->> 'origin', \
            value ->> 'status', value ->> 'size', value ->> 'stored_at', value ->> 'expires_at', \
-           ?2, NULL, ?3 \
+           ?2, NULL, ?3, ?4 \
     FROM json_each(?1) WHERE true \
     ON CONFLICT (key) DO UPDATE SET \
         method = excluded.method, url = excluded.url, origin = excluded.origin, \
         status = excluded.status, size = excluded.size, stored_at = excluded.stored_at, \
         expires_at = excluded.expires_at, node = excluded.node, stale_at = NULL, \
-        change_seq = excluded.change_seq \
+        change_seq = excluded.change_seq, session = excluded.session \
     WHERE excluded.stored_at >= entries.stored_at \
       AND (entries.stale_at IS NULL OR excluded.stored_at > entries.stale_at) \
     RETURNING key, id";
+
+/// Who writes: the node's name and the manifest handle's session.
+pub(crate) struct Author<'a> {
+    pub(crate) node: &'a str,
+    pub(crate) session: &'a str,
+}
 
 /// A record as the JSON object `UPSERT_ROWS` reads.
 #[derive(Serialize)]
@@ -51,14 +57,15 @@ struct JsonRow<'a> {
 pub(crate) async fn write_batch(
     conn: &mut SqliteConnection,
     batch: &[Pending],
-    node: &str,
+    author: &Author<'_>,
 ) -> Result<(), sqlx::Error> {
     let rows: Vec<JsonRow> = batch.iter().map(|p| json_row(&p.record)).collect();
     let (mut tx, seq) = begin(conn).await?;
     let written: HashMap<String, i64> = sqlx::query_as(UPSERT_ROWS)
         .bind(json(&rows))
-        .bind(node)
+        .bind(author.node)
         .bind(seq)
+        .bind(author.session)
         .fetch_all(&mut *tx)
         .await?
         .into_iter()
@@ -101,12 +108,13 @@ fn json_row(record: &ManifestRecord) -> JsonRow<'_> {
     }
 }
 
-/// Deletes (or, when `soft`, marks stale) the selected rows and logs the purge.
+/// Deletes (or, when `soft`, marks stale) the selected rows and logs the purge; a prefix or
+/// tag purge also lists the rows it touched, for other nodes to find their files.
 pub(crate) async fn purge(
     conn: &mut SqliteConnection,
     selector: &Selector,
     soft: bool,
-    node: &str,
+    author: &Author<'_>,
     now: SystemTime,
 ) -> Result<Vec<PurgedRow>, sqlx::Error> {
     let (mut tx, seq) = begin(conn).await?;
@@ -132,16 +140,35 @@ pub(crate) async fn purge(
             node,
         })
         .collect();
-    log_purge(
-        &mut tx,
+    if matches!(selector, Selector::Prefix(_) | Selector::Tag(_)) {
+        let pages: Vec<(&str, &str, &str, &str)> = purged
+            .iter()
+            .map(|r| {
+                (
+                    r.key.as_str(),
+                    r.method.as_str(),
+                    r.url.as_str(),
+                    r.node.as_str(),
+                )
+            })
+            .collect();
+        sqlx::query(
+            "INSERT INTO purged_pages (change_seq, key, method, url, node) \
+             SELECT ?1, value ->> 0, value ->> 1, value ->> 2, value ->> 3 FROM json_each(?2)",
+        )
+        .bind(seq)
+        .bind(json(&pages))
+        .execute(&mut *tx)
+        .await?;
+    }
+    let entry = LogEntry {
         seq,
         now,
-        node,
-        Some(selector),
+        selector: Some(selector),
         soft,
-        purged.len() as u64,
-    )
-    .await?;
+        rows: purged.len() as u64,
+    };
+    log_purge(&mut tx, &entry, author).await?;
     tx.commit().await?;
     Ok(purged)
 }
@@ -149,7 +176,7 @@ pub(crate) async fn purge(
 /// Deletes every row, logs it as a purge of everything, returns how many rows went.
 pub(crate) async fn clear(
     conn: &mut SqliteConnection,
-    node: &str,
+    author: &Author<'_>,
     now: SystemTime,
 ) -> Result<u64, sqlx::Error> {
     let (mut tx, seq) = begin(conn).await?;
@@ -160,7 +187,14 @@ pub(crate) async fn clear(
         .execute(&mut *tx)
         .await?
         .rows_affected();
-    log_purge(&mut tx, seq, now, node, None, false, rows).await?;
+    let entry = LogEntry {
+        seq,
+        now,
+        selector: None,
+        soft: false,
+        rows,
+    };
+    log_purge(&mut tx, &entry, author).await?;
     tx.commit().await?;
     Ok(rows)
 }
@@ -175,26 +209,33 @@ async fn begin(conn: &mut SqliteConnection) -> Result<(Transaction<'_, Sqlite>, 
     Ok((tx, seq))
 }
 
-async fn log_purge(
-    conn: &mut SqliteConnection,
+/// One line of the purge log.
+struct LogEntry<'a> {
     seq: i64,
     now: SystemTime,
-    node: &str,
-    selector: Option<&Selector>,
+    /// `None` for a clear.
+    selector: Option<&'a Selector>,
     soft: bool,
     rows: u64,
+}
+
+async fn log_purge(
+    conn: &mut SqliteConnection,
+    entry: &LogEntry<'_>,
+    author: &Author<'_>,
 ) -> Result<(), sqlx::Error> {
     sqlx::query(
-        "INSERT INTO purges (change_seq, at, node, selector, value, soft, rows) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+        "INSERT INTO purges (change_seq, at, node, selector, value, soft, rows, session) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
     )
-    .bind(seq)
-    .bind(to_millis(now))
-    .bind(node)
-    .bind(selector.map_or("all", Selector::kind))
-    .bind(selector.map_or("", Selector::value))
-    .bind(soft)
-    .bind(to_sql_int(rows))
+    .bind(entry.seq)
+    .bind(to_millis(entry.now))
+    .bind(author.node)
+    .bind(entry.selector.map_or("all", Selector::kind))
+    .bind(entry.selector.map_or("", Selector::value))
+    .bind(entry.soft)
+    .bind(to_sql_int(entry.rows))
+    .bind(author.session)
     .execute(conn)
     .await?;
     Ok(())

@@ -42,6 +42,8 @@ pub(crate) struct Writer {
     pub(crate) path: PathBuf,
     pub(crate) config: ManifestConfig,
     pub(crate) node: Arc<str>,
+    /// This handle's session, logged with its purges.
+    pub(crate) session: Arc<str>,
     pub(crate) gate: Arc<dyn WriteGate>,
     pub(crate) schema: SchemaMode,
     pub(crate) conn: Option<WriterConn>,
@@ -122,10 +124,14 @@ impl Writer {
                 soft,
                 reply,
             } => {
-                let node = Arc::clone(&self.node);
+                let (node, session) = (Arc::clone(&self.node), Arc::clone(&self.session));
+                let author = store::Author {
+                    node: &node,
+                    session: &session,
+                };
                 let result = match self.admin_session(progress).await {
                     Ok((_pass, conn)) => {
-                        store::purge(conn, &selector, soft, &node, SystemTime::now())
+                        store::purge(conn, &selector, soft, &author, SystemTime::now())
                             .await
                             .map_err(ManifestError::sql("purge"))
                     }
@@ -134,9 +140,13 @@ impl Writer {
                 let _ = reply.send(self.admin_outcome("purge", result));
             }
             Command::Clear { reply } => {
-                let node = Arc::clone(&self.node);
+                let (node, session) = (Arc::clone(&self.node), Arc::clone(&self.session));
+                let author = store::Author {
+                    node: &node,
+                    session: &session,
+                };
                 let result = match self.admin_session(progress).await {
-                    Ok((_pass, conn)) => store::clear(conn, &node, SystemTime::now())
+                    Ok((_pass, conn)) => store::clear(conn, &author, SystemTime::now())
                         .await
                         .map_err(ManifestError::sql("clear")),
                     Err(error) => Err(error),
@@ -206,9 +216,13 @@ impl Writer {
         if progress.batch.is_empty() {
             return Ok(0);
         }
-        let node = Arc::clone(&self.node);
+        let (node, session) = (Arc::clone(&self.node), Arc::clone(&self.session));
+        let author = store::Author {
+            node: &node,
+            session: &session,
+        };
         let conn = self.connection().await?;
-        store::write_batch(conn, &progress.batch, &node)
+        store::write_batch(conn, &progress.batch, &author)
             .await
             .map_err(ManifestError::sql("batch write"))?;
         Ok(progress.batch.len())

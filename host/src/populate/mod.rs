@@ -1,110 +1,88 @@
-//! Warming this node from the shared manifest: rows another node stored, still fresh, whose
-//! files this node lacks, fetched through the proxy's own miss path ([`Proxy::warm`]).
-//! [`run_pass`] is one sequential pass; a background job can call it on a schedule.
+//! Keeping this node in step with the fleet through the shared manifest: warming (rows still
+//! fresh that this node lacks or holds stale are fetched through the proxy's own miss path,
+//! [`Proxy::warm`]) and following purges (what another node purged goes from this node's files
+//! too). The background job leaves the rows this run of the node wrote itself: what it no
+//! longer holds of those, it dropped on purpose (invalidated, found corrupt).
+//!
+//! [`Populator::start`] applies the purges logged while the node was down before it serves,
+//! then starts the background job (`follow`): it polls the manifest's change counter every
+//! `interval`, applies new purges (`purges`) and warms the rows written since
+//! (`pass`). Warming fetches are bounded by `concurrency` (shared with
+//! `POST /_caje/populate`), paced per origin by `origin_rate`, and an origin whose fetches fail
+//! is left alone for a doubling pause (`gates`). A fetch for a page that a client request is
+//! already filling joins that fill (the proxy's coalescing), so it never reaches the origin.
 
+mod config;
+mod follow;
+mod gates;
+mod pass;
+mod purges;
+mod state;
+mod status;
+mod warmer;
+
+use std::path::Path;
 use std::sync::Arc;
-use std::time::SystemTime;
 
-use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
 
-use crate::cache::Key;
-use crate::manifest::{ListOrder, ListQuery, Manifest};
-use crate::proxy::{Proxy, Warmed};
+pub use config::{BadValue, PopulateConfig};
+pub use gates::OriginBackoff;
+pub use pass::{Pass, PassReport, WarmFailure};
+pub use purges::files_of;
+pub use status::{LastPass, PopulateStatus, PurgeStatus};
 
-/// Rows read from the manifest per query.
-const PAGE_ROWS: u32 = 500;
-/// Failures described in a report (the rest are only counted).
-const FAILURES_SHOWN: usize = 20;
+use crate::proxy::Proxy;
+use follow::Follower;
+use purges::Replay;
+use warmer::Warmer;
 
-/// What one pass covers.
-#[derive(Debug, Clone, Default)]
-pub struct Pass {
-    /// Only rows whose URL starts with this.
-    pub prefix: Option<String>,
-    /// Stop after this many origin fetches.
-    pub max_fetches: Option<u64>,
+/// The populate side of a node: a handle for admin passes and the health report. Clones share
+/// the same limits and status.
+#[derive(Clone)]
+pub struct Populator {
+    warmer: Arc<Warmer>,
 }
 
-/// What a pass did, row by row.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PassReport {
-    /// Live (not soft-purged) rows looked at.
-    pub examined: u64,
-    /// Rows fetched from the origin and stored (or revalidated) on this node.
-    pub fetched: u64,
-    /// Rows whose file this node already holds.
-    pub present: u64,
-    /// Rows no longer fresh: left for a client request to refetch.
-    pub expired: u64,
-    /// Rows the origin answered for but whose response was not stored (no longer cacheable).
-    pub not_stored: u64,
-    pub failed: u64,
-    /// The first failures, with their URL and reason.
-    pub failures: Vec<WarmFailure>,
-    /// The pass stopped at `max_fetches`.
-    pub stopped_early: bool,
-    /// The manifest read that ended the pass early, if one failed.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WarmFailure {
-    pub url: String,
-    pub reason: String,
-}
-
-/// Walks the manifest in URL order and warms every fresh row this node lacks, one at a time.
-pub async fn run_pass(proxy: &Arc<Proxy>, manifest: &Manifest, pass: &Pass) -> PassReport {
-    let mut report = PassReport::default();
-    let mut query = ListQuery {
-        prefix: pass.prefix.clone(),
-        order: ListOrder::Url,
-        limit: Some(PAGE_ROWS),
-        ..ListQuery::default()
-    };
-    loop {
-        let page = match manifest.list(&query).await {
-            Ok(page) => page,
-            Err(err) => {
-                report.error = Some(err.to_string());
-                return report;
-            }
-        };
-        for row in &page.rows {
-            if pass
-                .max_fetches
-                .is_some_and(|max| report.fetched + report.failed >= max)
-            {
-                report.stopped_early = true;
-                return report;
-            }
-            report.examined += 1;
-            if row.record.expires_at <= SystemTime::now() {
-                report.expired += 1;
-            } else if Key::from_file_name(&row.record.key)
-                .is_some_and(|k| proxy.cache().has_key(&k))
-            {
-                report.present += 1;
-            } else {
-                match proxy.warm(row).await {
-                    Warmed::Stored | Warmed::Revalidated => report.fetched += 1,
-                    Warmed::Present => report.present += 1,
-                    Warmed::NotStored(_) => report.not_stored += 1,
-                    Warmed::Failed(reason) => {
-                        report.failed += 1;
-                        if report.failures.len() < FAILURES_SHOWN {
-                            report.failures.push(WarmFailure {
-                                url: row.record.url.clone(),
-                                reason,
-                            });
-                        }
-                    }
-                }
-            }
+impl Populator {
+    /// For a node with a manifest (`None` without one): applies the purges this node has not
+    /// seen (so that it never serves a page purged while it was down), then starts the
+    /// background job, which runs until `stopped` says stop. A manifest that cannot be read now
+    /// does not stop the node: the job keeps trying, and the health report says so.
+    pub async fn start(
+        config: &PopulateConfig,
+        cache_dir: &Path,
+        proxy: Arc<Proxy>,
+        stopped: watch::Receiver<bool>,
+    ) -> Option<(Populator, JoinHandle<()>)> {
+        let manifest = proxy.manifest()?.clone();
+        let warmer = Arc::new(Warmer::new(config, proxy, manifest));
+        let mut replay = Replay::new(Arc::clone(&warmer), cache_dir);
+        if let Err(err) = replay.catch_up().await {
+            tracing::warn!(
+                "purges logged while this node was down are not applied yet (the manifest \
+                 cannot be read: {err}); the populate job keeps trying"
+            );
         }
-        match page.next {
-            Some(next) => query.cursor = Some(next),
-            None => return report,
+        if !config.enabled {
+            tracing::info!(
+                "[populate] enabled = false: no background warming; purges of other nodes are \
+                 still applied here"
+            );
         }
+        let job = tokio::spawn(Follower::new(Arc::clone(&warmer), replay).run(stopped));
+        Some((Populator { warmer }, job))
+    }
+
+    /// Runs one pass over the manifest now, sharing the job's limits, and reports it.
+    pub async fn run_pass(&self, pass: &Pass) -> PassReport {
+        let outcome = self.warmer.pass(&pass.into()).await;
+        self.warmer.book().record_pass("admin", &outcome.report);
+        outcome.report
+    }
+
+    pub fn status(&self) -> PopulateStatus {
+        self.warmer.status()
     }
 }

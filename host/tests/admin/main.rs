@@ -3,6 +3,7 @@
 
 mod auth;
 mod dashboard;
+mod fleet;
 mod listing;
 mod maintenance;
 mod observability;

@@ -9,6 +9,9 @@ use serde_json::json;
 
 use crate::support::{self, TOKEN, assert_error, base, call, flush, list_all, post};
 
+/// Background warming off: the admin pass alone fetches.
+const NO_WARMING: &str = "[populate]\nenabled = false";
+
 #[tokio::test]
 async fn clear_fs_removes_this_nodes_files_and_keeps_the_manifest() {
     let origin = support::origin().await;
@@ -71,14 +74,15 @@ async fn populate_fetches_what_another_node_recorded() {
     .await;
     let first = support::start(&origin.url(), "", "node = \"first\"\n").await;
     support::fill(&first, &["/w/1", "/w/2", "/w/3", "/w/short", "/w/private"]).await;
-    // The second node shares the first one's SQLite file and starts with an empty cache.
+    // The second node shares the first one's SQLite file and starts with an empty cache; it
+    // does not warm in the background, so this pass does the fetching.
     let database = first.config.database.clone();
     let second = support::start_on(
         &origin.url(),
         Some(&database),
         "",
         "node = \"second\"\n",
-        "",
+        NO_WARMING,
     )
     .await;
     assert!(second.cache_files().is_empty());
@@ -126,7 +130,7 @@ async fn populate_takes_a_prefix_and_a_limit_and_refuses_bad_bodies() {
     let first = support::start(&origin.url(), "", "").await;
     support::fill(&first, &["/a/1", "/a/2", "/b/1"]).await;
     let database = first.config.database.clone();
-    let second = support::start_on(&origin.url(), Some(&database), "", "", "").await;
+    let second = support::start_on(&origin.url(), Some(&database), "", "", NO_WARMING).await;
     let body = json!({ "prefix": first.url("/a/"), "limit": 1 }).to_string();
     let (status, report) = post(&second, "/_caje/populate", &body).await;
     assert_eq!(status, StatusCode::OK, "{report}");

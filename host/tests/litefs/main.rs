@@ -1,6 +1,7 @@
 //! LiteFS support against real parts: OFD locks on real files, SQLite through a real two-node
 //! LiteFS cluster on FUSE (`caje_testkit::litefs`), and caje nodes on that cluster (`nodes.rs`).
 
+mod fleet;
 mod nodes;
 
 use std::fs::File;

@@ -14,7 +14,7 @@ use caje::manifest::{
     NoGate, OpenOptions, SchemaMode,
 };
 use caje_testkit::litefs::{Cluster, Node as LitefsNode, mount_points};
-use caje_testkit::{TestNode, TestOrigin, get_with, respond};
+use caje_testkit::{TestNode, TestOrigin, get_with};
 
 use super::{SETTLE, eventually};
 
@@ -23,23 +23,23 @@ const DB: &str = "manifest.db";
 const HOST: &str = "cdn.test";
 const PRIMARY: &str = "node-a";
 
-async fn origin() -> TestOrigin {
-    TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
-        respond(
-            200,
-            &[("cache-control", "max-age=3600")],
-            request.uri().path(),
-        )
-    })
-    .await
+/// The `[manifest]` and `[litefs]` tables of the caje node named `name` on `node`; `manifest`
+/// adds keys to `[manifest]`. Background warming is off: these tests look at who wrote each row.
+fn node_config(node: &LitefsNode, name: &str, manifest: &str) -> String {
+    fleet_config(node, name, manifest, "enabled = false")
 }
 
-/// The `[manifest]` and `[litefs]` tables of the caje node named `name` on `node`; `manifest`
-/// adds keys to `[manifest]`.
-fn node_config(node: &LitefsNode, name: &str, manifest: &str) -> String {
+/// [`node_config`] with `populate` as the `[populate]` table.
+pub(super) fn fleet_config(
+    node: &LitefsNode,
+    name: &str,
+    manifest: &str,
+    populate: &str,
+) -> String {
     format!(
         "[manifest]\nnode = \"{name}\"\nbatch_max_delay = \"20ms\"\nretry_min = \"50ms\"\n\
-         retry_max = \"500ms\"\n{manifest}\n\n[litefs]\nrequire = true\nhttp_addr = \"{}\"\n",
+         retry_max = \"500ms\"\n{manifest}\n\n[litefs]\nrequire = true\nhttp_addr = \"{}\"\n\n\
+         [populate]\n{populate}\n",
         node.http_addr()
     )
 }
@@ -151,7 +151,7 @@ async fn a_miss_through_the_replica_is_recorded_on_the_primary_and_the_replica()
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let origin = origin().await;
+    let origin = TestOrigin::cacheable().await;
     let (a, b) = caje_pair(&cluster, &origin).await;
     assert_eq!(role(&a).await, Role::Primary);
     assert_eq!(
@@ -179,7 +179,7 @@ async fn concurrent_misses_on_both_nodes_give_one_row_per_url_and_no_errors() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let origin = origin().await;
+    let origin = TestOrigin::cacheable().await;
     let (a, b) = caje_pair(&cluster, &origin).await;
     let (a, b) = (Arc::new(a), Arc::new(b));
 
@@ -316,7 +316,7 @@ async fn the_replica_keeps_its_records_while_the_primary_restarts() {
     let Some(mut cluster) = Cluster::start() else {
         return;
     };
-    let origin = origin().await;
+    let origin = TestOrigin::cacheable().await;
     let (mut a, b) = caje_pair(&cluster, &origin).await;
     fetch(&b, "/before").await;
     wait_for_rows(&a, 1).await;
@@ -358,7 +358,7 @@ async fn a_replica_started_first_waits_for_the_primary_to_create_the_schema() {
     let Some(cluster) = Cluster::start() else {
         return;
     };
-    let origin = origin().await;
+    let origin = TestOrigin::cacheable().await;
     let on_b = cluster.replica().db_path(DB);
     let impatient = node_config(cluster.replica(), "b", "schema_wait = \"500ms\"");
     let err = TestNode::try_start_with_database(&origin.url(), &on_b, &impatient)
@@ -401,7 +401,7 @@ fn a_failing_test_leaves_no_mount_behind() {
         };
         let runtime = tokio::runtime::Runtime::new().expect("start tokio");
         runtime.block_on(async {
-            let origin = origin().await;
+            let origin = TestOrigin::cacheable().await;
             let (_a, b) = caje_pair(&cluster, &origin).await;
             fetch(&b, "/open").await;
             let dirs = [cluster.primary(), cluster.replica()].map(|n| n.fuse_dir().to_owned());
