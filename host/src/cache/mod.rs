@@ -2,6 +2,7 @@
 //! It never touches the network: the proxy hands it request headers and origin response heads.
 
 mod assess;
+pub mod detach;
 mod entry;
 mod fill;
 mod freshness;

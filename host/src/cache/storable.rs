@@ -7,6 +7,7 @@ use http::header::{self, HeaderMap};
 use http::{StatusCode, request, response};
 use http_cache_semantics::CachePolicy;
 
+use super::detach;
 use super::freshness::Directives;
 
 /// Why a response is not stored (the host's default verdict; a policy may still override it).
@@ -110,14 +111,14 @@ pub fn shared_with_authorization(headers: &HeaderMap) -> bool {
 pub fn persisted_request(request: &request::Parts, vary: &[String]) -> request::Parts {
     let mut builder = http::Request::builder()
         .method(request.method.clone())
-        .uri(request.uri.clone());
+        .uri(detach::uri(&request.uri));
     for (name, value) in &request.headers {
         let keep = name == header::HOST
             || name == header::CACHE_CONTROL
             || name == header::PRAGMA
             || vary.iter().any(|v| v == name.as_str());
         if keep && name != header::COOKIE && name != header::AUTHORIZATION {
-            builder = builder.header(name, value);
+            builder = builder.header(name, detach::value(value));
         }
     }
     builder

@@ -186,12 +186,11 @@ impl Fetch<'_> {
     ) -> Option<Fetched> {
         let vary = stale.head.vary_names();
         let persisted = cache::persisted_request(&self.request_parts(), &vary);
-        let AfterResponse::NotModified(policy, _) =
-            stale
-                .head
-                .policy
-                .after_response(&persisted, not_modified, now)
-        else {
+        let AfterResponse::NotModified(policy, _) = stale.head.policy.after_response(
+            &persisted,
+            &cache::detach::response(not_modified),
+            now,
+        ) else {
             return None;
         };
         let mut headers = stale.headers.clone();
@@ -289,7 +288,12 @@ impl Fetch<'_> {
             origin: self.route.origin.name.clone(),
             status: parts.status.as_u16(),
             headers: stored_headers(&parts.headers, verdict.keep_set_cookie),
-            policy: CachePolicy::new_options(&persisted, &parts, now, cache::cache_options()),
+            policy: CachePolicy::new_options(
+                &persisted,
+                &cache::detach::response(&parts),
+                now,
+                cache::cache_options(),
+            ),
             timeline: Timeline::new(now, &verdict.windows(windows.must_revalidate)),
             shared_with_authorization: cache::shared_with_authorization(&parts.headers),
             vary: vary_values
