@@ -16,7 +16,7 @@ use super::gate::{GatePass, WriteGate};
 use super::inbox::Inbox;
 use super::open::{self, FileId, SchemaMode, WriterConn};
 use super::queue::Pending;
-use super::stats::WarnLimiter;
+use crate::warn_limit::WarnLimiter;
 use super::{ManifestConfig, ManifestError, PurgedRow, Selector, store};
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ManifestError>>;
