@@ -1,0 +1,216 @@
+//! The real `caje` binary in a child process (so it can be killed, and its file descriptors
+//! counted), its log, its metrics, and raw loopback clients for byte-exact faults.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use caje_testkit::{eventually, get};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// A running `caje serve`; killed when dropped.
+pub struct Caje {
+    child: Child,
+    pub addr: std::net::SocketAddr,
+    pub dir: PathBuf,
+    log: Arc<Mutex<String>>,
+}
+
+/// A config in `dir`: cache in `dir/cache`, manifest `dir/manifest.db`, JSON logs. `listen`
+/// is `127.0.0.1:0` for a fresh port; `extra` is appended (tables such as `[server]`).
+pub fn config(origin_url: &str, listen: &str, extra: &str) -> String {
+    format!(
+        "listen = \"{listen}\"\ncache_dir = \"cache\"\ndatabase = \"manifest.db\"\n\
+         policies_dir = \"policies\"\ndefault_origin = \"origin\"\n\n[origins.origin]\n\
+         url = \"{origin_url}\"\nread_timeout = \"2s\"\n\n[log]\nformat = \"json\"\n\
+         level = \"caje=info\"\naccess = false\n\n{extra}\n"
+    )
+}
+
+impl Caje {
+    /// Writes `config_text` to `dir/caje.toml` and starts caje on it; returns once it serves.
+    pub async fn start(dir: &Path, config_text: &str) -> Caje {
+        std::fs::create_dir_all(dir.join("policies")).unwrap();
+        let path = dir.join("caje.toml");
+        std::fs::write(&path, config_text).unwrap();
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caje"))
+            .args(["serve", "--config"])
+            .arg(&path)
+            .env_remove("RUST_LOG")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Mutex::new(String::new()));
+        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
+        let collected = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                let mut log = collected.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        eventually("caje to start serving", Duration::from_secs(30), || {
+            log.lock().unwrap().contains("caje is serving")
+        })
+        .await;
+        let serving = log
+            .lock()
+            .unwrap()
+            .lines()
+            .find(|l| l.contains("caje is serving"))
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+            .unwrap();
+        let addr = serving["fields"]["listen"].as_str().unwrap().parse().unwrap();
+        Caje {
+            child,
+            addr,
+            dir: dir.to_owned(),
+            log,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.addr)
+    }
+
+    pub fn cache_dir(&self) -> PathBuf {
+        self.dir.join("cache")
+    }
+
+    pub fn database(&self) -> PathBuf {
+        self.dir.join("manifest.db")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL: no shutdown, no flushing, files as they were.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Everything caje logged so far.
+    pub fn log(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// Log lines containing `text`.
+    pub fn log_lines(&self, text: &str) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter(|line| line.contains(text))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// The sum of a metric's samples (all label sets) in `/_caje/metrics`; 0 when absent.
+    pub async fn metric(&self, name: &str) -> f64 {
+        let text = get(&self.url("/_caje/metrics")).await.text();
+        text.lines()
+            .filter(|line| {
+                line.strip_prefix(name)
+                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
+            })
+            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+            .sum()
+    }
+
+    pub async fn health(&self) -> serde_json::Value {
+        serde_json::from_slice(&get(&self.url("/_caje/health")).await.body).unwrap()
+    }
+
+    /// File descriptors the process holds open now.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|dir| dir.count())
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Caje {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Temp files (fills in progress or left by a crash) anywhere under `dir`.
+pub fn temp_files(dir: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let mut pending = vec![dir.to_owned()];
+    while let Some(dir) = pending.pop() {
+        for item in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            let path = item.path();
+            if path.is_dir() {
+                pending.push(path);
+            } else if item.file_name().to_string_lossy().starts_with(".tmp.") {
+                found.push(path);
+            }
+        }
+    }
+    found
+}
+
+/// Deterministic bytes of object `n`, `len` long: every object's body is distinct.
+pub fn pattern(n: usize, len: usize) -> Vec<u8> {
+    (0..len)
+        .map(|i| ((i * 31 + n * 7 + i / 251) % 253) as u8)
+        .collect()
+}
+
+/// One GET on an open HTTP/1.1 connection; returns the status line and the body (read by
+/// Content-Length). `None` when the connection was closed or refused instead.
+pub async fn raw_get(stream: &mut TcpStream, path: &str) -> Option<(String, Vec<u8>)> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: faults.test\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    read_response(stream).await
+}
+
+/// Reads one response (head, then a Content-Length body) from `stream`.
+pub async fn read_response(stream: &mut TcpStream) -> Option<(String, Vec<u8>)> {
+    let mut data = Vec::new();
+    let head_end = loop {
+        if let Some(at) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+            break at + 4;
+        }
+        let mut buffer = [0u8; 4096];
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => data.extend_from_slice(&buffer[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&data[..head_end]).to_lowercase();
+    let length: usize = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .map_or(0, |v| v.trim().parse().unwrap());
+    let mut body = data[head_end..].to_vec();
+    while body.len() < length {
+        let mut buffer = [0u8; 65536];
+        match stream.read(&mut buffer).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => body.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let status = head.lines().next().unwrap_or("").to_owned();
+    Some((status, body))
+}
+
+/// Whether the peer closed `stream` (EOF or reset) within `limit`; bytes it sends are skipped.
+pub async fn closed_within(stream: &mut TcpStream, limit: Duration) -> bool {
+    let mut buffer = [0u8; 4096];
+    let deadline = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(deadline, stream.read(&mut buffer)).await {
+            Err(_) => return false,
+            Ok(Ok(0) | Err(_)) => return true,
+            Ok(Ok(_)) => {}
+        }
+    }
+}
