@@ -2,5 +2,6 @@
 //! real tmpfs that fills up or goes read-only, origins that fail in every way, hostile and
 //! idle clients, and a manifest that is locked, deleted or overwritten under it.
 
+mod disk;
 mod kill;
 mod support;
