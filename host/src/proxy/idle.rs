@@ -1,13 +1,15 @@
-//! Idle detection for one client connection: when bytes last moved either way, and how many
-//! of its requests are still being answered. A connection is idle when nothing moved for the
-//! configured time and no request is in progress; hyper's own timers do not cover that (the
-//! protocol sniffing of the auto builder waits forever for a first byte, and idle h2
-//! connections have no limit at all), so the server closes such connections itself.
+//! Idle detection for one client connection: when bytes last moved either way, whether a
+//! write waits on the client, and how many of its requests are still being answered. A
+//! connection is closed when nothing moved for `idle_timeout` and either no request is in
+//! progress (idle keep-alive, idle h2) or the client stopped reading its response; and when no
+//! request head arrived within `header_read_timeout` of the connect. hyper's own timers do not
+//! cover these: the auto builder's protocol sniffing waits forever for the first bytes, and
+//! idle h2 connections have no limit at all.
 
 use std::io;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
@@ -21,6 +23,10 @@ pub struct Activity {
     /// Milliseconds after `opened` when bytes last moved.
     last_ms: AtomicU64,
     requests: AtomicUsize,
+    /// A request head has arrived.
+    started: AtomicBool,
+    /// The last write found the client's receive window full.
+    write_blocked: AtomicBool,
 }
 
 impl Activity {
@@ -29,6 +35,8 @@ impl Activity {
             opened: Instant::now(),
             last_ms: AtomicU64::new(0),
             requests: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
+            write_blocked: AtomicBool::new(false),
         })
     }
 
@@ -37,22 +45,50 @@ impl Activity {
         self.last_ms.store(now, Ordering::Relaxed);
     }
 
+    fn wrote(&self, result: &Poll<io::Result<usize>>) {
+        self.write_blocked
+            .store(result.is_pending(), Ordering::Relaxed);
+        if matches!(result, Poll::Ready(Ok(n)) if *n > 0) {
+            self.touch();
+        }
+    }
+
     /// Marks a request in progress until the returned guard (held by its response body) drops.
     pub fn request(self: &Arc<Self>) -> RequestGuard {
+        self.started.store(true, Ordering::Relaxed);
         self.requests.fetch_add(1, Ordering::Relaxed);
         RequestGuard(self.clone())
     }
 
-    /// Resolves once the connection has been idle for `limit`.
-    pub async fn idle_for(&self, limit: Duration) {
+    /// Resolves when the connection should be closed, saying why: no request head within
+    /// `first_head` (`no_request`), or idle for `idle` (`idle`, or `stalled_reader` when a
+    /// response waits on a client that stopped reading).
+    pub async fn expired(&self, first_head: Duration, idle: Duration) -> &'static str {
+        tokio::select! {
+            () = self.no_request_within(first_head) => "no_request",
+            reason = self.idle_for(idle) => reason,
+        }
+    }
+
+    async fn no_request_within(&self, limit: Duration) {
+        tokio::time::sleep(limit).await;
+        if self.started.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
+    }
+
+    async fn idle_for(&self, limit: Duration) -> &'static str {
         loop {
             let last = self.opened + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
             let deadline = last + limit;
             if Instant::now() >= deadline {
                 if self.requests.load(Ordering::Relaxed) == 0 {
-                    return;
+                    return "idle";
                 }
-                // A request is being answered (e.g. waiting on a slow origin): look again later.
+                if self.write_blocked.load(Ordering::Relaxed) {
+                    return "stalled_reader";
+                }
+                // A response waits on its origin, not on the client: look again later.
                 tokio::time::sleep(limit).await;
             } else {
                 tokio::time::sleep_until(deadline).await;
@@ -106,9 +142,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write(cx, buf);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
+        this.activity.wrote(&result);
         result
     }
 
@@ -119,9 +153,7 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for IdleIo<T> {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         let result = Pin::new(&mut this.inner).poll_write_vectored(cx, bufs);
-        if matches!(result, Poll::Ready(Ok(n)) if n > 0) {
-            this.activity.touch();
-        }
+        this.activity.wrote(&result);
         result
     }
 

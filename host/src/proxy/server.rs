@@ -54,7 +54,7 @@ pub async fn serve<H, F>(
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
     let refusals = Mutex::new(WarnLimiter::default());
-    let idle_timeout = config.idle_timeout;
+    let (header_read_timeout, idle_timeout) = (config.header_read_timeout, config.idle_timeout);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -90,8 +90,9 @@ pub async fn serve<H, F>(
                         ended = connection => if let Err(err) = ended {
                             tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
                         },
-                        () = activity.idle_for(idle_timeout) => {
-                            tracing::debug!(peer = %peer, "closing an idle connection");
+                        reason = activity.expired(header_read_timeout, idle_timeout) => {
+                            metrics::counter!("caje_connections_closed_total", "reason" => reason).increment(1);
+                            tracing::debug!(peer = %peer, reason, "closing a connection");
                         }
                     }
                 });

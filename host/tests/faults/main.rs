@@ -2,6 +2,7 @@
 //! real tmpfs that fills up or goes read-only, origins that fail in every way, hostile and
 //! idle clients, and a manifest that is locked, deleted or overwritten under it.
 
+mod clients;
 mod disk;
 mod kill;
 mod origin;
