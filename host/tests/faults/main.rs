@@ -5,5 +5,6 @@
 mod clients;
 mod disk;
 mod kill;
+mod manifest;
 mod origin;
 mod support;
