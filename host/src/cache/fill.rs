@@ -125,7 +125,10 @@ impl FillWriter {
     }
 
     fn spilling(&self) -> bool {
-        self.spill.lock().unwrap_or_else(|e| e.into_inner()).is_some()
+        self.spill
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
     }
 
     /// The store failed: readers keep reading what was written from the open file, the rest

@@ -473,6 +473,17 @@ connect_timeout = "2s"
     }
 
     #[test]
+    fn server_limits_have_defaults_and_refuse_zero() {
+        let config = Config::parse(GOOD, Path::new("/etc/caje/caje.toml")).unwrap();
+        assert_eq!(config.server.max_connections, 10_000);
+        assert_eq!(config.server.idle_timeout, Duration::from_secs(60));
+        let err = error(&format!("{GOOD}\n[server]\nmax_connections = 0\n"));
+        assert_eq!(err.key.as_deref(), Some("server"));
+        let err = error(&format!("{GOOD}\n[server]\nidle_timeout = \"0s\"\n"));
+        assert!(err.message.contains("above zero"), "{err}");
+    }
+
+    #[test]
     fn broken_toml_is_located() {
         let err = error("listen = \"127.0.0.1:8080\nother = 1\n");
         assert_eq!(err.line, Some(1));

@@ -16,8 +16,8 @@ use super::gate::{GatePass, WriteGate};
 use super::inbox::Inbox;
 use super::open::{self, FileId, SchemaMode, WriterConn};
 use super::queue::Pending;
-use crate::warn_limit::WarnLimiter;
 use super::{ManifestConfig, ManifestError, PurgedRow, Selector, store};
+use crate::warn_limit::WarnLimiter;
 
 /// Said when SQLite's error does not point at the file itself.
 const HINT_RETRY: &str = "pages are still served; check the database file, its directory and \

@@ -230,7 +230,9 @@ impl Fetch<'_> {
                 Some(Fetched::Revalidated(entry))
             }
             Err(err) => {
-                proxy.cache.store_failed("revalidate", &self.request.url, &err);
+                proxy
+                    .cache
+                    .store_failed("revalidate", &self.request.url, &err);
                 Some(confirmed)
             }
         }

@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use http::{Request, Response};
@@ -53,7 +53,8 @@ pub async fn serve<H, F>(
         .max_header_list_size(u32::try_from(config.max_header_size.0).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
     let slots = Arc::new(Semaphore::new(config.max_connections));
-    let refusals = Mutex::new(WarnLimiter::default());
+    let mut refusals = WarnLimiter::default();
+    let mut accept_warnings = WarnLimiter::default();
     let (header_read_timeout, idle_timeout) = (config.header_read_timeout, config.idle_timeout);
     tokio::pin!(shutdown);
     loop {
@@ -63,13 +64,17 @@ pub async fn serve<H, F>(
                     Ok(accepted) => accepted,
                     Err(err) => {
                         // Usually EMFILE: back off instead of spinning; established connections carry on.
-                        tracing::warn!(error = %err, "accept failed");
+                        if let Some(skipped) = accept_warnings.admit(Instant::now()) {
+                            tracing::warn!(error = %err, skipped_warnings = skipped, "accept failed; if it says \
+                                \"too many open files\", raise the file descriptor limit (ulimit -n) or lower \
+                                [server] max_connections");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
                 let Ok(slot) = slots.clone().try_acquire_owned() else {
-                    refuse(stream, peer, config.max_connections, &refusals);
+                    refuse(stream, peer, config.max_connections, &mut refusals);
                     continue;
                 };
                 let _ = stream.set_nodelay(true);
@@ -111,14 +116,10 @@ pub async fn serve<H, F>(
 
 /// Answers a connection beyond `max_connections` with a 503 (best effort: never waits on the
 /// client) and closes it.
-fn refuse(stream: TcpStream, peer: SocketAddr, max: usize, warnings: &Mutex<WarnLimiter>) {
+fn refuse(stream: TcpStream, peer: SocketAddr, max: usize, warnings: &mut WarnLimiter) {
     metrics::counter!("caje_connections_refused_total").increment(1);
     let _ = stream.try_write(BUSY);
-    let admitted = warnings
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .admit(Instant::now());
-    if let Some(skipped) = admitted {
+    if let Some(skipped) = warnings.admit(Instant::now()) {
         tracing::warn!(
             %peer,
             max_connections = max,

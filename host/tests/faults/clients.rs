@@ -124,7 +124,9 @@ async fn thousands_of_idle_connections_are_closed_after_idle_timeout_and_fds_ret
     let mut idle = Vec::new();
     for n in 0..1000 {
         let mut stream = TcpStream::connect(caje.addr).await.unwrap();
-        let (status, _) = raw_get(&mut stream, &format!("/keep/{}", n % 10)).await.unwrap();
+        let (status, _) = raw_get(&mut stream, &format!("/keep/{}", n % 10))
+            .await
+            .unwrap();
         assert!(status.starts_with("http/1.1 200"), "{status}");
         idle.push(stream);
     }
@@ -151,7 +153,11 @@ async fn thousands_of_idle_connections_are_closed_after_idle_timeout_and_fds_ret
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connections_beyond_max_connections_are_refused_while_admitted_ones_work() {
     let origin = origin().await;
-    let (_dir, caje) = start(&origin, "max_connections = 100\nheader_read_timeout = \"60s\"").await;
+    let (_dir, caje) = start(
+        &origin,
+        "max_connections = 100\nheader_read_timeout = \"60s\"",
+    )
+    .await;
     let mut admitted = TcpStream::connect(caje.addr).await.unwrap();
     assert!(raw_get(&mut admitted, "/a").await.is_some());
     let baseline = caje.open_fds();
@@ -180,9 +186,11 @@ async fn connections_beyond_max_connections_are_refused_while_admitted_ones_work
     assert!(warnings[0].contains("max_connections"));
 
     drop(held);
-    eventually("slots freed by closed connections", Duration::from_secs(10), || {
-        std::net::TcpStream::connect(caje.addr).is_ok()
-    })
+    eventually(
+        "slots freed by closed connections",
+        Duration::from_secs(10),
+        || std::net::TcpStream::connect(caje.addr).is_ok(),
+    )
     .await;
     // Closing is noticed as the connections' EOFs are read: allow for that with a retry.
     let mut served = false;
@@ -257,7 +265,9 @@ async fn a_stalled_reader_and_a_vanished_one_neither_stop_the_fill_nor_leak() {
     // the body (never presented as complete), and nothing is left open.
     let mut closed = 0.0;
     for _ in 0..300 {
-        closed = caje.metric("caje_connections_closed_total{reason=\"stalled_reader\"}").await;
+        closed = caje
+            .metric("caje_connections_closed_total{reason=\"stalled_reader\"}")
+            .await;
         if closed >= 1.0 {
             break;
         }

@@ -33,7 +33,10 @@ impl Tmpfs {
             .status()
             .is_ok_and(|s| s.success());
         if !mounted {
-            eprintln!("SKIPPED: cannot mount a tmpfs on {} (needs root)", dir.display());
+            eprintln!(
+                "SKIPPED: cannot mount a tmpfs on {} (needs root)",
+                dir.display()
+            );
             return None;
         }
         Some(Tmpfs(dir.to_owned()))
@@ -158,16 +161,22 @@ async fn a_full_disk_serves_from_the_origin_and_caching_resumes_when_space_is_fr
     let filler = tmpfs.fill(256 << 10);
     assert_eq!(fetch(&caje, "/big/1", BIG).await, "MISS");
     assert!(caje.metric("caje_cache_store_errors_total").await >= 1.0);
-    eventually("the failed fill's temp file to go", Duration::from_secs(5), || {
-        temp_files(&caje.cache_dir()).is_empty()
-    })
+    eventually(
+        "the failed fill's temp file to go",
+        Duration::from_secs(5),
+        || temp_files(&caje.cache_dir()).is_empty(),
+    )
     .await;
     assert_eq!(fetch(&caje, "/big/1", BIG).await, "MISS", "never stored");
     assert_eq!(origin.hits("/big/1"), 2);
 
     tmpfs.fill(0);
     assert_served_uncached(&caje, 1..11).await;
-    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "HIT", "stored pages still hit");
+    assert_eq!(
+        fetch(&caje, "/s/0", SMALL).await,
+        "HIT",
+        "stored pages still hit"
+    );
 
     std::fs::remove_file(filler).unwrap();
     assert_eq!(fetch(&caje, "/s/1", SMALL).await, "MISS");
@@ -189,7 +198,11 @@ async fn a_read_only_cache_dir_serves_from_the_origin_and_recovers_when_writable
     tmpfs.remount("ro").await;
     assert_served_uncached(&caje, 1..11).await;
     assert_eq!(fetch(&caje, "/big/1", BIG).await, "MISS");
-    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "HIT", "stored pages still hit");
+    assert_eq!(
+        fetch(&caje, "/s/0", SMALL).await,
+        "HIT",
+        "stored pages still hit"
+    );
 
     tmpfs.remount("rw").await;
     assert_eq!(fetch(&caje, "/s/1", SMALL).await, "MISS");

@@ -35,7 +35,14 @@ async fn origin(finished: Finished) -> TestOrigin {
     TestOrigin::start(move |request| {
         let finished = finished.clone();
         async move {
-            let n: usize = request.uri().path().rsplit('/').next().unwrap().parse().unwrap();
+            let n: usize = request
+                .uri()
+                .path()
+                .rsplit('/')
+                .next()
+                .unwrap()
+                .parse()
+                .unwrap();
             let body = Bytes::from(pattern(n, size_of(n)));
             let chunks: Vec<Bytes> = (0..body.len())
                 .step_by(CHUNK)
@@ -128,7 +135,11 @@ async fn kill_9_mid_fill_never_serves_a_broken_entry_or_leaves_temp_files() {
     let finished = Finished::default();
     let origin = origin(finished.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let mut caje = Caje::start(dir.path(), &support::config(&origin.url(), "127.0.0.1:0", "")).await;
+    let mut caje = Caje::start(
+        dir.path(),
+        &support::config(&origin.url(), "127.0.0.1:0", ""),
+    )
+    .await;
     let listen = caje.addr.to_string();
     for round in 1..=2 {
         finished.lock().unwrap().clear();
@@ -144,9 +155,7 @@ async fn kill_9_mid_fill_never_serves_a_broken_entry_or_leaves_temp_files() {
         let in_flight = temp_files(&cache_dir).len();
         // Every object the origin had not finished sending when caje died.
         let cut_off: HashSet<usize> = (0..OBJECTS)
-            .filter(|n| {
-                origin.hits(&path(round, *n)) > 0 && !finished.lock().unwrap().contains(n)
-            })
+            .filter(|n| origin.hits(&path(round, *n)) > 0 && !finished.lock().unwrap().contains(n))
             .collect();
         load.await.unwrap();
         assert!(in_flight > 0, "round {round}: the kill left no fill behind");
@@ -155,11 +164,7 @@ async fn kill_9_mid_fill_never_serves_a_broken_entry_or_leaves_temp_files() {
             "round {round}: some origin bodies were cut off"
         );
 
-        caje = Caje::start(
-            dir.path(),
-            &support::config(&origin.url(), &listen, ""),
-        )
-        .await;
+        caje = Caje::start(dir.path(), &support::config(&origin.url(), &listen, "")).await;
         eventually(
             "the temp files of the killed process to be swept",
             Duration::from_secs(20),

@@ -16,7 +16,11 @@ const MANIFEST: &str = "[manifest]\nbusy_timeout = \"200ms\"\nretry_min = \"50ms
                         retry_max = \"400ms\"\nbatch_max_delay = \"20ms\"\n";
 
 async fn start(origin: &TestOrigin, dir: &Path) -> Caje {
-    Caje::start(dir, &support::config(&origin.url(), "127.0.0.1:0", MANIFEST)).await
+    Caje::start(
+        dir,
+        &support::config(&origin.url(), "127.0.0.1:0", MANIFEST),
+    )
+    .await
 }
 
 /// The paths of the URLs the manifest file holds rows for (read with the sqlite3 CLI).
@@ -51,7 +55,11 @@ async fn serve_through(caje: &Caje, prefix: &str, stored: &str) -> Vec<String> {
     let paths: Vec<String> = (1..=10).map(|n| format!("{prefix}{n}")).collect();
     for path in &paths {
         let reply = get(&caje.url(path)).await;
-        assert_eq!((reply.status.as_u16(), reply.x_cache()), (200, "MISS"), "{path}");
+        assert_eq!(
+            (reply.status.as_u16(), reply.x_cache()),
+            (200, "MISS"),
+            "{path}"
+        );
     }
     assert_eq!(get(&caje.url(stored)).await.x_cache(), "HIT");
     paths

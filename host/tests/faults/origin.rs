@@ -76,7 +76,7 @@ async fn answer(mut stream: TcpStream, breaks: Option<Breaks>) {
     if matches!(breaks, Some(Breaks::Stalls)) {
         tokio::time::sleep(Duration::from_secs(10)).await;
     } else {
-        let _ = stream.set_linger(Some(Duration::ZERO));
+        let _ = stream.set_zero_linger();
     }
 }
 
@@ -136,7 +136,11 @@ async fn a_5xx_storm_gets_clean_errors_or_the_stale_copy() {
     let failing = Arc::new(AtomicBool::new(false));
     let origin = switchable(failing.clone()).await;
     let dir = tempfile::tempdir().unwrap();
-    let caje = Caje::start(dir.path(), &support::config(&origin.url(), "127.0.0.1:0", "")).await;
+    let caje = Caje::start(
+        dir.path(),
+        &support::config(&origin.url(), "127.0.0.1:0", ""),
+    )
+    .await;
     let stored: Vec<String> = (0..5).map(|n| format!("/stored/{n}")).collect();
     for path in &stored {
         assert_eq!(get(&caje.url(path)).await.status, 200);
@@ -147,7 +151,11 @@ async fn a_5xx_storm_gets_clean_errors_or_the_stale_copy() {
     let fresh: Vec<String> = (0..5).map(|n| format!("/never/{n}")).collect();
     for (path, reply) in storm(&caje, &fresh, 200).await {
         assert_eq!(reply.status, 500, "{path}");
-        assert_eq!(reply.text(), "origin down", "{path}: the origin's own error");
+        assert_eq!(
+            reply.text(),
+            "origin down",
+            "{path}: the origin's own error"
+        );
     }
     for (path, reply) in storm(&caje, &stored, 200).await {
         assert_eq!(reply.status, 200, "{path}");
@@ -162,7 +170,10 @@ async fn a_5xx_storm_gets_clean_errors_or_the_stale_copy() {
     failing.store(false, Ordering::SeqCst);
     for path in fresh.iter().chain(&stored) {
         let reply = get(&caje.url(path)).await;
-        assert_eq!((reply.status.as_u16(), reply.text()), (200, format!("page {path}")));
+        assert_eq!(
+            (reply.status.as_u16(), reply.text()),
+            (200, format!("page {path}"))
+        );
         assert_ne!(reply.x_cache(), "STALE", "{path}: the origin is back");
     }
 }

@@ -65,7 +65,11 @@ impl Caje {
             .find(|l| l.contains("caje is serving"))
             .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
             .unwrap();
-        let addr = serving["fields"]["listen"].as_str().unwrap().parse().unwrap();
+        let addr = serving["fields"]["listen"]
+            .as_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         Caje {
             child,
             addr,
