@@ -45,6 +45,14 @@ async fn start(origin: &TestOrigin, server: &str) -> (tempfile::TempDir, Caje) {
     (dir, caje)
 }
 
+/// caje with `server` settings, warmed up; its descriptor count once warm.
+async fn start_warm(origin: &TestOrigin, server: &str) -> (tempfile::TempDir, Caje, usize) {
+    let (dir, caje) = start(origin, server).await;
+    assert_served(&caje, "/warm").await;
+    let baseline = caje.open_fds();
+    (dir, caje, baseline)
+}
+
 async fn assert_served(caje: &Caje, path: &str) {
     let reply = get(&caje.url(path)).await;
     assert_eq!(reply.status, 200, "{path}");
@@ -117,9 +125,8 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_connections_are_closed_after_idle_timeout_and_fds_return() {
     let origin = origin().await;
-    let (_dir, caje) = start(&origin, "idle_timeout = \"3s\"\nmax_connections = 5000").await;
-    assert_served(&caje, "/warm").await;
-    let baseline = caje.open_fds();
+    let server = "idle_timeout = \"3s\"\nmax_connections = 5000";
+    let (_dir, caje, baseline) = start_warm(&origin, server).await;
 
     let mut idle = Vec::new();
     for n in 0..1000 {
@@ -235,9 +242,7 @@ async fn drain(stream: &mut TcpStream) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stalled_reader_and_a_vanished_one_neither_stop_the_fill_nor_leak() {
     let origin = origin().await;
-    let (_dir, caje) = start(&origin, "idle_timeout = \"2s\"").await;
-    assert_served(&caje, "/warm").await;
-    let baseline = caje.open_fds();
+    let (_dir, caje, baseline) = start_warm(&origin, "idle_timeout = \"2s\"").await;
 
     // One client reads the first bytes of a large body, then stops reading; another vanishes.
     let mut stalled = stalling_client(&caje, "/large/1").await;

@@ -103,11 +103,33 @@ async fn origin() -> TestOrigin {
     .await
 }
 
-/// Starts caje with its cache on a fresh 4 MiB tmpfs; `None` when tmpfs cannot be mounted.
-async fn on_tmpfs(dir: &Path, origin: &TestOrigin) -> Option<(Tmpfs, Caje)> {
-    let tmpfs = Tmpfs::mount(&dir.join("cache"), "4m")?;
-    let caje = Caje::start(dir, &support::config(&origin.url(), "127.0.0.1:0", "")).await;
-    Some((tmpfs, caje))
+/// caje with its cache on a fresh 4 MiB tmpfs, `/s/0` stored. Dropped in field order:
+/// caje, then the mount, then the directory.
+struct OnTmpfs {
+    caje: Caje,
+    tmpfs: Tmpfs,
+    origin: TestOrigin,
+    _dir: tempfile::TempDir,
+}
+
+/// `None` when tmpfs cannot be mounted here.
+async fn on_tmpfs() -> Option<OnTmpfs> {
+    let origin = origin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let tmpfs = Tmpfs::mount(&dir.path().join("cache"), "4m")?;
+    let caje = Caje::start(
+        dir.path(),
+        &support::config(&origin.url(), "127.0.0.1:0", ""),
+    )
+    .await;
+    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "MISS");
+    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "HIT");
+    Some(OnTmpfs {
+        caje,
+        tmpfs,
+        origin,
+        _dir: dir,
+    })
 }
 
 /// GETs `path` and checks the bytes; returns the X-Cache verdict.
@@ -148,13 +170,15 @@ async fn assert_served_uncached(caje: &Caje, paths: std::ops::Range<usize>) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_disk_serves_from_the_origin_and_caching_resumes_when_space_is_freed() {
-    let origin = origin().await;
-    let dir = tempfile::tempdir().unwrap();
-    let Some((tmpfs, caje)) = on_tmpfs(dir.path(), &origin).await else {
+    let Some(OnTmpfs {
+        caje,
+        tmpfs,
+        origin,
+        _dir,
+    }) = on_tmpfs().await
+    else {
         return;
     };
-    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "MISS");
-    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "HIT");
 
     // Room for a quarter of the big body: the fill runs out of space mid-write, yet the
     // client's streamed body is whole, and nothing of it stays on disk.
@@ -187,13 +211,9 @@ async fn a_full_disk_serves_from_the_origin_and_caching_resumes_when_space_is_fr
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_cache_dir_serves_from_the_origin_and_recovers_when_writable() {
-    let origin = origin().await;
-    let dir = tempfile::tempdir().unwrap();
-    let Some((tmpfs, caje)) = on_tmpfs(dir.path(), &origin).await else {
+    let Some(OnTmpfs { caje, tmpfs, .. }) = on_tmpfs().await else {
         return;
     };
-    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "MISS");
-    assert_eq!(fetch(&caje, "/s/0", SMALL).await, "HIT");
 
     tmpfs.remount("ro").await;
     assert_served_uncached(&caje, 1..11).await;

@@ -15,12 +15,16 @@ use crate::support::{self, Caje};
 const MANIFEST: &str = "[manifest]\nbusy_timeout = \"200ms\"\nretry_min = \"50ms\"\n\
                         retry_max = \"400ms\"\nbatch_max_delay = \"20ms\"\n";
 
-async fn start(origin: &TestOrigin, dir: &Path) -> Caje {
-    Caje::start(
-        dir,
-        &support::config(&origin.url(), "127.0.0.1:0", MANIFEST),
-    )
-    .await
+/// caje whose manifest already holds a row for `<prefix>0`.
+async fn start_with_a_row(prefix: &str) -> (TestOrigin, tempfile::TempDir, Caje) {
+    let origin = TestOrigin::cacheable().await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = support::config(&origin.url(), "127.0.0.1:0", MANIFEST);
+    let caje = Caje::start(dir.path(), &config).await;
+    let first = format!("{prefix}0");
+    get(&caje.url(&first)).await;
+    rows_land(&caje, &[first]).await;
+    (origin, dir, caje)
 }
 
 /// The paths of the URLs the manifest file holds rows for (read with the sqlite3 CLI).
@@ -113,11 +117,7 @@ async fn recovered(caje: &Caje) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lock_held_past_busy_timeout_is_retried_and_loses_no_row() {
-    let origin = TestOrigin::cacheable().await;
-    let dir = tempfile::tempdir().unwrap();
-    let caje = start(&origin, dir.path()).await;
-    get(&caje.url("/lock/0")).await;
-    rows_land(&caje, &["/lock/0".to_owned()]).await;
+    let (_origin, _dir, caje) = start_with_a_row("/lock/").await;
 
     let mut holder = Command::new("sqlite3")
         .arg(caje.database())
@@ -147,11 +147,7 @@ async fn a_lock_held_past_busy_timeout_is_retried_and_loses_no_row() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_manifest_is_recreated_and_new_rows_land_in_it() {
-    let origin = TestOrigin::cacheable().await;
-    let dir = tempfile::tempdir().unwrap();
-    let caje = start(&origin, dir.path()).await;
-    get(&caje.url("/gone/0")).await;
-    rows_land(&caje, &["/gone/0".to_owned()]).await;
+    let (_origin, _dir, caje) = start_with_a_row("/gone/").await;
 
     std::fs::remove_file(caje.database()).unwrap();
     let paths = serve_through(&caje, "/gone/", "/gone/0").await;
@@ -165,11 +161,7 @@ async fn a_deleted_manifest_is_recreated_and_new_rows_land_in_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_manifest_overwritten_with_garbage_is_left_alone_and_rows_wait_for_a_usable_file() {
-    let origin = TestOrigin::cacheable().await;
-    let dir = tempfile::tempdir().unwrap();
-    let caje = start(&origin, dir.path()).await;
-    get(&caje.url("/junk/0")).await;
-    rows_land(&caje, &["/junk/0".to_owned()]).await;
+    let (_origin, dir, caje) = start_with_a_row("/junk/").await;
 
     let garbage = b"not a database: an operator's notes\n".repeat(200);
     let replacement = dir.path().join("garbage");

@@ -1,22 +1,18 @@
-//! The real `caje` binary in a child process (so it can be killed, and its file descriptors
-//! counted), its log, its metrics, and raw loopback clients for byte-exact faults.
+//! caje as a child process on a config of the faults tests, body patterns, and raw loopback
+//! clients for byte-exact faults.
 
-use std::io::{BufRead, BufReader};
+use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use caje_testkit::{eventually, get};
+use caje_testkit::CajeProcess;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-/// A running `caje serve`; killed when dropped.
+/// A running `caje serve` on a config in `dir` (see [`config`]); killed when dropped.
 pub struct Caje {
-    child: Child,
-    pub addr: std::net::SocketAddr,
+    process: CajeProcess,
     pub dir: PathBuf,
-    log: Arc<Mutex<String>>,
 }
 
 /// A config in `dir`: cache in `dir/cache`, manifest `dir/manifest.db`, JSON logs. `listen`
@@ -36,50 +32,10 @@ impl Caje {
         std::fs::create_dir_all(dir.join("policies")).unwrap();
         let path = dir.join("caje.toml");
         std::fs::write(&path, config_text).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_caje"))
-            .args(["serve", "--config"])
-            .arg(&path)
-            .env_remove("RUST_LOG")
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Mutex::new(String::new()));
-        let lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let collected = log.clone();
-        std::thread::spawn(move || {
-            for line in lines.map_while(Result::ok) {
-                let mut log = collected.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        eventually("caje to start serving", Duration::from_secs(30), || {
-            log.lock().unwrap().contains("caje is serving")
-        })
-        .await;
-        let serving = log
-            .lock()
-            .unwrap()
-            .lines()
-            .find(|l| l.contains("caje is serving"))
-            .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
-            .unwrap();
-        let addr = serving["fields"]["listen"]
-            .as_str()
-            .unwrap()
-            .parse()
-            .unwrap();
         Caje {
-            child,
-            addr,
+            process: CajeProcess::spawn(env!("CARGO_BIN_EXE_caje"), &path, &[]).await,
             dir: dir.to_owned(),
-            log,
         }
-    }
-
-    pub fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.addr)
     }
 
     pub fn cache_dir(&self) -> PathBuf {
@@ -89,58 +45,19 @@ impl Caje {
     pub fn database(&self) -> PathBuf {
         self.dir.join("manifest.db")
     }
+}
 
-    pub fn pid(&self) -> u32 {
-        self.child.id()
-    }
+impl Deref for Caje {
+    type Target = CajeProcess;
 
-    /// SIGKILL: no shutdown, no flushing, files as they were.
-    pub fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-
-    /// Everything caje logged so far.
-    pub fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Log lines containing `text`.
-    pub fn log_lines(&self, text: &str) -> Vec<String> {
-        self.log()
-            .lines()
-            .filter(|line| line.contains(text))
-            .map(str::to_owned)
-            .collect()
-    }
-
-    /// The sum of a metric's samples (all label sets) in `/_caje/metrics`; 0 when absent.
-    pub async fn metric(&self, name: &str) -> f64 {
-        let text = get(&self.url("/_caje/metrics")).await.text();
-        text.lines()
-            .filter(|line| {
-                line.strip_prefix(name)
-                    .is_some_and(|rest| rest.starts_with(' ') || rest.starts_with('{'))
-            })
-            .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
-            .sum()
-    }
-
-    pub async fn health(&self) -> serde_json::Value {
-        serde_json::from_slice(&get(&self.url("/_caje/health")).await.body).unwrap()
-    }
-
-    /// File descriptors the process holds open now.
-    pub fn open_fds(&self) -> usize {
-        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
-            .map(|dir| dir.count())
-            .unwrap_or(0)
+    fn deref(&self) -> &CajeProcess {
+        &self.process
     }
 }
 
-impl Drop for Caje {
-    fn drop(&mut self) {
-        self.kill();
+impl DerefMut for Caje {
+    fn deref_mut(&mut self) -> &mut CajeProcess {
+        &mut self.process
     }
 }
 
