@@ -125,6 +125,20 @@ impl CajeProcess {
     }
 }
 
+/// Raises this process's soft limit of open files to at least `want` (up to the hard limit),
+/// before a test opens thousands of connections; children spawned afterwards inherit it.
+/// Returns the soft limit now in force.
+pub fn raise_fd_limit(want: u64) -> u64 {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    if soft >= want {
+        return soft;
+    }
+    let raised = want.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, raised, hard).expect("setrlimit");
+    raised
+}
+
 impl Drop for CajeProcess {
     fn drop(&mut self) {
         self.kill();

@@ -7,13 +7,13 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use caje::proxy::Body;
-use caje_testkit::{TestOrigin, eventually, get, open};
+use caje_testkit::{TestOrigin, eventually, eventually_async, get, open};
 use http::Response;
 use http_body_util::BodyExt;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::support::{self, Caje, closed_within, pattern, raw_get};
+use crate::support::{self, Caje, closed_within, pattern, raw_get, until_hit};
 
 /// Slack for descriptors caje opens on its own (origin connections, cache files, SQLite).
 const FD_SLACK: usize = 40;
@@ -125,6 +125,12 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_connections_are_closed_after_idle_timeout_and_fds_return() {
     let origin = origin().await;
+    // Both ends of 2,500 connections live in this process and in caje (which inherits it).
+    let limit = caje_testkit::process::raise_fd_limit(6000);
+    assert!(
+        limit >= 6000,
+        "this test needs `ulimit -Hn` of 6000 or more, not {limit}"
+    );
     let server = "idle_timeout = \"3s\"\nmax_connections = 5000";
     let (_dir, caje, baseline) = start_warm(&origin, server).await;
 
@@ -200,24 +206,22 @@ async fn connections_beyond_max_connections_are_refused_while_admitted_ones_work
     )
     .await;
     // Closing is noticed as the connections' EOFs are read: allow for that with a retry.
-    let mut served = false;
-    for _ in 0..50 {
-        let mut stream = TcpStream::connect(caje.addr).await.unwrap();
-        if let Some((status, _)) = raw_get(&mut stream, "/again").await {
-            served = status.starts_with("http/1.1 200");
-            if served {
-                break;
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    assert!(served, "new clients are served once connections close");
+    eventually_async(
+        "a new client to be served",
+        Duration::from_secs(10),
+        || async {
+            let mut stream = TcpStream::connect(caje.addr).await.unwrap();
+            let reply = raw_get(&mut stream, "/again").await;
+            reply.is_some_and(|(status, _)| status.starts_with("http/1.1 200"))
+        },
+    )
+    .await;
     assert!(caje.metric("caje_connections_refused_total").await >= 51.0);
 }
 
 /// A GET on a connection with a small receive buffer (no autotuning), so a client that stops
-/// reading soon leaves caje's writes waiting.
-async fn stalling_client(caje: &Caje, path: &str) -> TcpStream {
+/// reading soon leaves caje's writes waiting. Returns the stream and the bytes read so far.
+async fn stalling_client(caje: &Caje, path: &str) -> (TcpStream, usize) {
     let socket = tokio::net::TcpSocket::new_v4().unwrap();
     socket.set_recv_buffer_size(64 << 10).unwrap();
     let mut stream = socket.connect(caje.addr).await.unwrap();
@@ -225,8 +229,9 @@ async fn stalling_client(caje: &Caje, path: &str) -> TcpStream {
     let request = format!("GET {path} HTTP/1.1\r\nHost: {}\r\n\r\n", caje.addr);
     stream.write_all(request.as_bytes()).await.unwrap();
     let mut first = [0u8; 4096];
-    assert!(stream.read(&mut first).await.unwrap() > 0);
-    stream
+    let read = stream.read(&mut first).await.unwrap();
+    assert!(read > 0);
+    (stream, read)
 }
 
 /// Reads what is left; the byte count when the connection ends (EOF or reset).
@@ -245,40 +250,33 @@ async fn a_stalled_reader_and_a_vanished_one_neither_stop_the_fill_nor_leak() {
     let (_dir, caje, baseline) = start_warm(&origin, "idle_timeout = \"2s\"").await;
 
     // One client reads the first bytes of a large body, then stops reading; another vanishes.
-    let mut stalled = stalling_client(&caje, "/large/1").await;
+    let (mut stalled, read) = stalling_client(&caje, "/large/1").await;
     let mut vanished = open(&caje.url("/large/2")).await.into_body();
     assert!(vanished.frame().await.unwrap().is_ok());
     drop(vanished);
 
     assert_served(&caje, "/meanwhile").await;
     for path in ["/large/1", "/large/2"] {
-        let mut reply = get(&caje.url(path)).await;
-        for _ in 0..50 {
-            if reply.x_cache() == "HIT" {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            reply = get(&caje.url(path)).await;
-        }
-        assert_eq!(reply.x_cache(), "HIT", "{path}: the fill completed");
-        assert!(reply.body == large(), "{path}");
+        until_hit(&caje, path, &large()).await; // the fill completed
     }
     assert_eq!(origin.hits("/large/1"), 1);
     assert_eq!(origin.hits("/large/2"), 1);
 
     // caje gives up on the stalled reader after idle_timeout: its connection ends short of
     // the body (never presented as complete), and nothing is left open.
-    let mut closed = 0.0;
-    for _ in 0..300 {
-        closed = caje
-            .metric("caje_connections_closed_total{reason=\"stalled_reader\"}")
-            .await;
-        if closed >= 1.0 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    assert_eq!(closed, 1.0, "the stalled reader's connection was closed");
-    assert!(drain(&mut stalled).await < LARGE);
+    eventually_async(
+        "the stalled reader's connection to be closed",
+        Duration::from_secs(15),
+        || async {
+            let metric = "caje_connections_closed_total{reason=\"stalled_reader\"}";
+            caje.metric(metric).await >= 1.0
+        },
+    )
+    .await;
+    // Head and body would be more than LARGE bytes.
+    assert!(
+        read + drain(&mut stalled).await < LARGE,
+        "the body ended short"
+    );
     fds_back_to(&caje, baseline).await;
 }

@@ -5,7 +5,7 @@ use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use caje_testkit::CajeProcess;
+use caje_testkit::{CajeProcess, eventually_async, get};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
@@ -59,6 +59,22 @@ impl DerefMut for Caje {
     fn deref_mut(&mut self) -> &mut CajeProcess {
         &mut self.process
     }
+}
+
+/// GETs `path` until it is a HIT (a request that follows a fill still being committed is
+/// answered from that fill, as a MISS); every answer must be 200 with `body`.
+pub async fn until_hit(caje: &Caje, path: &str, body: &[u8]) {
+    eventually_async(
+        &format!("{path} to be a HIT"),
+        Duration::from_secs(15),
+        || async {
+            let reply = get(&caje.url(path)).await;
+            assert_eq!(reply.status, 200, "{path}");
+            assert!(reply.body[..] == body[..], "{path}: wrong body");
+            reply.x_cache() == "HIT"
+        },
+    )
+    .await;
 }
 
 /// Temp files (fills in progress or left by a crash) anywhere under `dir`.
