@@ -369,10 +369,11 @@ impl Pump {
         if declared.is_some_and(|len| len != self.writer.written()) {
             return self.abandon(&url, "body length differs from Content-Length");
         }
-        if self.writer.written() > self.max_size {
+        let too_large = self.writer.written() > self.max_size;
+        if too_large {
             tracing::debug!(url = %url, "body outgrew max_object_size; served but not stored");
         }
-        if unstored || self.writer.written() > self.max_size {
+        if unstored || too_large {
             self.writer.complete_unstored();
             return None;
         }

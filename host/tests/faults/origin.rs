@@ -132,7 +132,7 @@ async fn storm(caje: &Caje, paths: &[String], count: usize) -> Vec<(String, caje
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_5xx_storm_gets_clean_errors_or_the_stale_copy() {
+async fn storms_of_5xx_and_refused_connections_get_clean_errors_or_the_stale_copy() {
     let failing = Arc::new(AtomicBool::new(false));
     let origin = switchable(failing.clone()).await;
     let dir = tempfile::tempdir().unwrap();
@@ -175,5 +175,26 @@ async fn a_5xx_storm_gets_clean_errors_or_the_stale_copy() {
             (200, format!("page {path}"))
         );
         assert_ne!(reply.x_cache(), "STALE", "{path}: the origin is back");
+    }
+
+    // Then it refuses connections altogether: a storm of 502s, or the stale copy.
+    origin.stop().await;
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let gone: Vec<String> = (0..5).map(|n| format!("/gone/{n}")).collect();
+    for (path, reply) in storm(&caje, &gone, 200).await {
+        assert_eq!(reply.status, 502, "{path}");
+        assert!(
+            reply.text().contains("unreachable"),
+            "{path}: {}",
+            reply.text()
+        );
+    }
+    for (path, reply) in storm(&caje, &stored, 200).await {
+        assert_eq!(
+            (reply.status.as_u16(), reply.x_cache()),
+            (200, "STALE"),
+            "{path}"
+        );
+        assert_eq!(reply.text(), format!("page {path}"));
     }
 }
