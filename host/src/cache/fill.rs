@@ -248,9 +248,7 @@ impl FillHandle {
             }
         }
     }
-}
 
-impl FillHandle {
     /// Up to `READ_CHUNK` bytes from body offset `offset`, which is below `available`.
     fn read(&self, offset: u64, available: u64) -> io::Result<Bytes> {
         let spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());

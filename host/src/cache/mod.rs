@@ -193,10 +193,11 @@ impl Cache {
         base: &Key,
     ) -> io::Result<Arc<Entry>> {
         if !writer.is_stored() {
+            let err = writer
+                .take_store_error()
+                .unwrap_or_else(|| io::Error::other("the store failed while the body was written"));
             writer.complete_unstored();
-            return Err(io::Error::other(
-                "the store failed while the body was written",
-            ));
+            return Err(err);
         }
         let (body_len, checksum, memory_copy) = writer.finish();
         head.body_len = body_len;
