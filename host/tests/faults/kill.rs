@@ -15,7 +15,10 @@ use http::Response;
 use crate::support::{self, Caje, pattern, temp_files};
 
 const OBJECTS: usize = 1000;
+/// Requests in flight while loading (enough for many fills at once when caje dies) and
+/// while verifying (fewer: a loaded machine must not push the origin past read_timeout).
 const CONCURRENCY: usize = 48;
+const VERIFY_CONCURRENCY: usize = 16;
 const LARGE: usize = 512 << 10;
 const CHUNK: usize = 32 << 10;
 
@@ -124,7 +127,7 @@ async fn verify(caje: &Caje, origin: &TestOrigin, round: usize, cut_off: &HashSe
                 other => panic!("{path}: unexpected X-Cache {other:?}"),
             }
         })
-        .buffer_unordered(CONCURRENCY)
+        .buffer_unordered(VERIFY_CONCURRENCY)
         .collect::<Vec<bool>>()
         .await;
     verdicts.into_iter().filter(|hit| *hit).count()

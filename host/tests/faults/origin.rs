@@ -23,7 +23,7 @@ enum Breaks {
     ResetLength,
     /// TCP reset in the middle of a chunked body.
     ResetChunked,
-    /// Stops sending and keeps the connection open (caje's read timeout is 2 s).
+    /// Stops sending and keeps the connection open, past caje's read timeout (5 s here).
     Stalls,
 }
 
@@ -74,7 +74,7 @@ async fn answer(mut stream: TcpStream, breaks: Option<Breaks>) {
     let _ = stream.flush().await;
     tokio::time::sleep(Duration::from_millis(100)).await;
     if matches!(breaks, Some(Breaks::Stalls)) {
-        tokio::time::sleep(Duration::from_secs(10)).await;
+        tokio::time::sleep(Duration::from_secs(30)).await;
     } else {
         let _ = stream.set_zero_linger();
     }

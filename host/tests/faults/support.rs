@@ -21,7 +21,7 @@ pub fn config(origin_url: &str, listen: &str, extra: &str) -> String {
     format!(
         "listen = \"{listen}\"\ncache_dir = \"cache\"\ndatabase = \"manifest.db\"\n\
          policies_dir = \"policies\"\ndefault_origin = \"origin\"\n\n[origins.origin]\n\
-         url = \"{origin_url}\"\nread_timeout = \"2s\"\n\n[log]\nformat = \"json\"\n\
+         url = \"{origin_url}\"\nread_timeout = \"5s\"\n\n[log]\nformat = \"json\"\n\
          level = \"caje=info\"\naccess = false\n\n{extra}\n"
     )
 }
