@@ -125,18 +125,15 @@ impl CajeProcess {
     }
 }
 
-/// Raises this process's soft limit of open files to at least `want` (up to the hard limit),
-/// before a test opens thousands of connections; children spawned afterwards inherit it.
-/// Returns the soft limit now in force.
-pub fn raise_fd_limit(want: u64) -> u64 {
+/// Sets this process's soft limit of open files to `soft` (at most the hard limit), before a
+/// test opens thousands of connections; children spawned afterwards inherit it. Returns the
+/// limits now in force (soft, hard).
+pub fn set_fd_limit(soft: u64) -> (u64, u64) {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
-    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
-    if soft >= want {
-        return soft;
-    }
-    let raised = want.min(hard);
-    setrlimit(Resource::RLIMIT_NOFILE, raised, hard).expect("setrlimit");
-    raised
+    let (_, hard) = getrlimit(Resource::RLIMIT_NOFILE).expect("getrlimit");
+    let soft = soft.min(hard);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).expect("setrlimit");
+    (soft, hard)
 }
 
 impl Drop for CajeProcess {

@@ -59,6 +59,18 @@ async fn assert_served(caje: &Caje, path: &str) {
     assert_eq!(reply.text(), format!("page {path}"));
 }
 
+/// A process's open-files limit (soft, hard) from `/proc/<pid>/limits`.
+fn open_files_limit(pid: u32) -> (u64, u64) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let mut values = line["Max open files".len()..].split_whitespace();
+    let mut next = || values.next().unwrap().parse().unwrap();
+    (next(), next())
+}
+
 /// Waits until caje holds no more descriptors than `baseline` plus slack.
 async fn fds_back_to(caje: &Caje, baseline: usize) {
     eventually(
@@ -125,14 +137,21 @@ const H2_PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x04\x00
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thousands_of_idle_connections_are_closed_after_idle_timeout_and_fds_return() {
     let origin = origin().await;
-    // Both ends of 2,500 connections live in this process and in caje (which inherits it).
-    let limit = caje_testkit::process::raise_fd_limit(6000);
+    // Both ends of 2,500 connections live in this process and in caje, which inherits this
+    // soft limit and raises it to the hard one.
+    let (soft, hard) = caje_testkit::process::set_fd_limit(6000);
     assert!(
-        limit >= 6000,
-        "this test needs `ulimit -Hn` of 6000 or more, not {limit}"
+        soft >= 6000,
+        "this test needs `ulimit -Hn` of 6000 or more, not {soft}"
     );
     let server = "idle_timeout = \"3s\"\nmax_connections = 5000";
     let (_dir, caje, baseline) = start_warm(&origin, server).await;
+    let limits = open_files_limit(caje.pid());
+    assert_eq!(
+        limits,
+        (hard, hard),
+        "caje raised its soft open-files limit from {soft}"
+    );
 
     let mut idle = Vec::new();
     for n in 0..1000 {
