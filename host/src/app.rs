@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, Admin};
 use crate::cache::Cache;
-use crate::config::{Config, LogConfig, LogFormat};
+use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
 use crate::litefs;
 use crate::manifest::{Manifest, OpenOptions};
 use crate::policy::Policies;
@@ -233,11 +233,41 @@ where
 
 /// `caje serve`: runs until SIGINT or SIGTERM.
 pub async fn serve(config: Config) -> anyhow::Result<()> {
+    raise_fd_limit(&config.server);
     let node = Node::start(&config).await?;
     wait_for_signal().await?;
     tracing::info!("shutting down: no new connections, finishing in-flight requests");
     node.shutdown().await;
     Ok(())
+}
+
+/// File descriptors kept for origin connections, cache files and the manifest besides the
+/// client connections.
+const FD_RESERVE: u64 = 256;
+
+/// Every client connection holds a file descriptor. A service manager's usual soft limit
+/// (1024) would make `accept` fail long before `max_connections`: raise the soft limit to the
+/// hard one, and say so when even that is too low.
+fn raise_fd_limit(server: &ServerConfig) {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let Ok((soft, hard)) = getrlimit(Resource::RLIMIT_NOFILE) else {
+        return;
+    };
+    let limit = if hard > soft && setrlimit(Resource::RLIMIT_NOFILE, hard, hard).is_ok() {
+        hard
+    } else {
+        soft
+    };
+    let wanted = server.max_connections as u64 + FD_RESERVE;
+    if limit < wanted {
+        tracing::warn!(
+            limit,
+            max_connections = server.max_connections,
+            "the open-files limit is below [server] max_connections plus {FD_RESERVE} for \
+             origins and cache files: raise it (ulimit -n, LimitNOFILE= in systemd) or lower \
+             max_connections, or connections will fail to be accepted before the limit"
+        );
+    }
 }
 
 async fn wait_for_signal() -> anyhow::Result<()> {

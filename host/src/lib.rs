@@ -16,3 +16,4 @@ pub mod manifest;
 pub mod policy;
 pub mod populate;
 pub mod proxy;
+mod warn_limit;

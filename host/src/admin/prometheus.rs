@@ -106,6 +106,15 @@ fn describe() {
     );
     describe_counter!("caje_cache_fills_total", "Responses stored in the cache");
     describe_counter!(
+        "caje_connections_refused_total",
+        "Client connections refused because [server] max_connections were open"
+    );
+    describe_counter!(
+        "caje_connections_closed_total",
+        "Client connections caje closed: no_request (no request head within \
+         header_read_timeout), idle or stalled_reader (nothing moved for idle_timeout)"
+    );
+    describe_counter!(
         "caje_fills_abandoned_total",
         "Fills dropped because the origin body broke off, stalled or had the wrong length"
     );

@@ -1,11 +1,14 @@
 //! A body on its way from the origin into the store, readable by any number of clients meanwhile.
 //! Readers tail the temp file, so memory stays bounded however large the body and however slow a reader.
+//! When the store fails mid-body (disk full, file system gone read-only), the rest of the body
+//! is kept in memory instead (up to `memory_max_object`), so the clients already reading it
+//! still get all of it; such a fill is never published.
 
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use futures_util::Stream;
@@ -38,12 +41,22 @@ pub struct FillWriter {
     memory_max: u64,
     progress: watch::Sender<Progress>,
     finished: bool,
+    spill: Arc<Mutex<Option<Spill>>>,
+    /// Why the store stopped taking this body, until the caller takes it to report it.
+    store_error: Option<io::Error>,
+}
+
+/// The part of a body the store could not take, from body offset `start` on.
+struct Spill {
+    start: u64,
+    bytes: BytesMut,
 }
 
 /// The reading side: cheap to clone, one per client.
 #[derive(Clone)]
 pub struct FillHandle {
     file: Arc<File>,
+    spill: Arc<Mutex<Option<Spill>>>,
     progress: watch::Receiver<Progress>,
 }
 
@@ -65,6 +78,8 @@ impl FillWriter {
             memory_max,
             progress: watch::Sender::new(Progress::Writing(0)),
             finished: false,
+            spill: Arc::default(),
+            store_error: None,
         })
     }
 
@@ -75,6 +90,7 @@ impl FillWriter {
     pub fn handle(&self) -> FillHandle {
         FillHandle {
             file: self.file.clone(),
+            spill: self.spill.clone(),
             progress: self.progress.subscribe(),
         }
     }
@@ -83,10 +99,18 @@ impl FillWriter {
         self.written
     }
 
-    /// Appends a chunk of body and wakes the readers.
+    /// Appends a chunk of body and wakes the readers. Fails only when the store failed and the
+    /// rest of the body outgrew what may be kept in memory: readers then see the fill fail.
     pub fn write(&mut self, chunk: &[u8]) -> io::Result<()> {
-        self.file
-            .write_all_at(chunk, MAGIC.len() as u64 + self.written)?;
+        if !self.spilling() {
+            let offset = MAGIC.len() as u64 + self.written;
+            if let Err(err) = self.file.write_all_at(chunk, offset) {
+                self.begin_spill(err);
+            }
+        }
+        if self.spilling() {
+            self.spill(chunk)?;
+        }
         self.written += chunk.len() as u64;
         self.hasher.update(chunk);
         if let Some(memory) = &mut self.memory {
@@ -98,6 +122,47 @@ impl FillWriter {
         }
         self.progress.send_replace(Progress::Writing(self.written));
         Ok(())
+    }
+
+    fn spilling(&self) -> bool {
+        self.spill
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .is_some()
+    }
+
+    /// The store failed: readers keep reading what was written from the open file, the rest
+    /// comes from memory. The file's name goes now, giving its space back.
+    fn begin_spill(&mut self, err: io::Error) {
+        let _ = std::fs::remove_file(&self.temp);
+        *self.spill.lock().unwrap_or_else(|e| e.into_inner()) = Some(Spill {
+            start: self.written,
+            bytes: BytesMut::new(),
+        });
+        self.store_error = Some(err);
+    }
+
+    fn spill(&mut self, chunk: &[u8]) -> io::Result<()> {
+        let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let spill = spill.as_mut().expect("spilling");
+        if (spill.bytes.len() + chunk.len()) as u64 > self.memory_max {
+            return Err(io::Error::other(
+                "the cache store failed and the rest of the body is larger than \
+                 cache.memory_max_object, the most kept in memory instead",
+            ));
+        }
+        spill.bytes.extend_from_slice(chunk);
+        Ok(())
+    }
+
+    /// Why the store stopped taking this body (reported once: the error is handed over).
+    pub fn take_store_error(&mut self) -> Option<io::Error> {
+        self.store_error.take()
+    }
+
+    /// Whether the whole body is in the temp file, so it can become an entry.
+    pub(super) fn is_stored(&self) -> bool {
+        !self.spilling()
     }
 
     /// The body is complete: its length, checksum and (when small) an in-memory copy.
@@ -172,11 +237,7 @@ impl FillHandle {
                 Progress::Failed => return Err(FillError::Aborted),
             };
             if offset < available {
-                let len = (available - offset).min(READ_CHUNK) as usize;
-                let mut buffer = vec![0u8; len];
-                self.file
-                    .read_exact_at(&mut buffer, MAGIC.len() as u64 + offset)?;
-                return Ok(Some(Bytes::from(buffer)));
+                return Ok(Some(self.read(offset, available)?));
             }
             if matches!(progress, Progress::Complete(_)) {
                 return Ok(None);
@@ -186,6 +247,23 @@ impl FillHandle {
                 return Err(FillError::Aborted);
             }
         }
+    }
+
+    /// Up to `READ_CHUNK` bytes from body offset `offset`, which is below `available`.
+    fn read(&self, offset: u64, available: u64) -> io::Result<Bytes> {
+        let spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let in_file = spill.as_ref().map_or(available, |s| s.start.min(available));
+        if offset < in_file {
+            drop(spill);
+            let mut buffer = vec![0u8; (in_file - offset).min(READ_CHUNK) as usize];
+            self.file
+                .read_exact_at(&mut buffer, MAGIC.len() as u64 + offset)?;
+            return Ok(Bytes::from(buffer));
+        }
+        let spill = spill.as_ref().expect("bytes past the file are spilled");
+        let from = (offset - spill.start) as usize;
+        let to = ((available - spill.start) as usize).min(from + READ_CHUNK as usize);
+        Ok(Bytes::copy_from_slice(&spill.bytes[from..to]))
     }
 }
 

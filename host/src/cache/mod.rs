@@ -9,6 +9,7 @@ mod freshness;
 mod key;
 mod memory;
 mod purge;
+mod report;
 mod storable;
 mod store;
 mod stored;
@@ -58,6 +59,8 @@ struct Inner {
     store: DiskStore,
     memory: MemoryIndex,
     config: CacheConfig,
+    /// Rate-limits warnings about store failures (see `report`).
+    warnings: std::sync::Mutex<crate::warn_limit::WarnLimiter>,
 }
 
 /// One entry as listed for operators.
@@ -82,6 +85,7 @@ impl Cache {
                 store,
                 memory: MemoryIndex::new(config.memory_size.0),
                 config: config.clone(),
+                warnings: Default::default(),
             }),
         };
         let sweeper = cache.clone();
@@ -158,8 +162,8 @@ impl Cache {
             Ok(Some(Loaded::Vary(names))) => Slot::Vary(names.into()),
             Ok(None) => return None,
             Err(err) => {
-                metrics::counter!("caje_cache_store_errors_total", "op" => "read").increment(1);
-                tracing::warn!(key = %key, error = %err, "cache read failed; treating it as a miss");
+                // Treated as a miss.
+                self.store_failed("read", key.as_str(), &err);
                 return None;
             }
         };
@@ -189,6 +193,13 @@ impl Cache {
         mut head: EntryHead,
         base: &Key,
     ) -> io::Result<Arc<Entry>> {
+        if !writer.is_stored() {
+            let err = writer
+                .take_store_error()
+                .unwrap_or_else(|| io::Error::other("the store failed while the body was written"));
+            writer.complete_unstored();
+            return Err(err);
+        }
         let (body_len, checksum, memory_copy) = writer.finish();
         head.body_len = body_len;
         head.body_checksum = checksum;

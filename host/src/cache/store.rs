@@ -50,6 +50,10 @@ impl DiskStore {
         })
     }
 
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
     fn shard(&self, key: &Key) -> PathBuf {
         let digest = key.url_digest();
         self.root.join(&digest[0..2]).join(&digest[2..4])

@@ -151,6 +151,13 @@ pub struct ServerConfig {
     /// How long shutdown waits for in-flight requests before closing them.
     #[serde(deserialize_with = "units::duration")]
     pub shutdown_grace: Duration,
+    /// Most client connections open at once (each costs a file descriptor); connections beyond
+    /// it get a 503 and are closed at once.
+    pub max_connections: usize,
+    /// A connection with no request in progress and no bytes moving either way for this long
+    /// is closed (idle keep-alive, h2 and silent connections alike).
+    #[serde(deserialize_with = "units::duration")]
+    pub idle_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -160,6 +167,8 @@ impl Default for ServerConfig {
             max_headers: 100,
             header_read_timeout: Duration::from_secs(10),
             shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+            idle_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -270,6 +279,14 @@ impl Config {
                 "default_origin",
                 &format!("there is no [origins.{default_origin}] table"),
                 &format!("use one of: {}", known.join(", ")),
+            ));
+        }
+        if raw.server.max_connections == 0 || raw.server.idle_timeout.is_zero() {
+            return Err(ConfigError::keyed(
+                path,
+                "server",
+                "max_connections and idle_timeout must be above zero",
+                "remove the key for its default, or set a positive value",
             ));
         }
         if raw.cache.memory_max_object > raw.cache.memory_size {
@@ -453,6 +470,17 @@ connect_timeout = "2s"
             (err.line, err.key.as_deref()),
             (Some(13), Some("populate.interval"))
         );
+    }
+
+    #[test]
+    fn server_limits_have_defaults_and_refuse_zero() {
+        let config = Config::parse(GOOD, Path::new("/etc/caje/caje.toml")).unwrap();
+        assert_eq!(config.server.max_connections, 10_000);
+        assert_eq!(config.server.idle_timeout, Duration::from_secs(60));
+        let err = error(&format!("{GOOD}\n[server]\nmax_connections = 0\n"));
+        assert_eq!(err.key.as_deref(), Some("server"));
+        let err = error(&format!("{GOOD}\n[server]\nidle_timeout = \"0s\"\n"));
+        assert!(err.message.contains("above zero"), "{err}");
     }
 
     #[test]

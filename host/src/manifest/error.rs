@@ -64,6 +64,15 @@ impl ManifestError {
         }
     }
 
+    /// What the operator can do about a failed statement, when its cause is the file itself.
+    pub(crate) fn hint(&self) -> Option<&'static str> {
+        match self {
+            ManifestError::Sql { source, .. } => explain(source).map(|(_, hint)| hint),
+            ManifestError::Open { hint, .. } => Some(hint),
+            _ => None,
+        }
+    }
+
     pub(crate) fn open(path: &Path, reason: String, hint: &'static str) -> ManifestError {
         ManifestError::Open {
             path: path.to_owned(),

@@ -9,7 +9,8 @@ use tracing::warn;
 
 use super::ManifestRecord;
 use super::queue::{Pushed, Queue};
-use super::stats::{Counters, WarnLimiter};
+use super::stats::Counters;
+use crate::warn_limit::WarnLimiter;
 
 pub(crate) struct Inbox {
     state: Mutex<InboxState>,

@@ -1,9 +1,8 @@
 //! Counting and reporting what the writer does: counters behind [`WriterStats`],
-//! `caje_manifest_*` metrics, and warnings rate-limited so an outage does not flood the log.
+//! `caje_manifest_*` metrics.
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
 
 use metrics::{counter, gauge, histogram};
 use serde::Serialize;
@@ -44,9 +43,6 @@ pub(crate) struct Counters {
     in_flight: AtomicU64,
     last_error: Mutex<Option<String>>,
 }
-
-/// Warn at most this often about the same kind of trouble.
-const WARN_EVERY: Duration = Duration::from_secs(30);
 
 impl Counters {
     pub(crate) fn recorded(&self) {
@@ -121,61 +117,9 @@ impl Counters {
     }
 }
 
-/// Decides when a repeated warning is worth logging again.
-#[derive(Debug, Default)]
-pub(crate) struct WarnLimiter {
-    last: Option<Instant>,
-    suppressed: u64,
-}
-
-impl WarnLimiter {
-    /// `Some(n)` when this occurrence should be logged, `n` being how many were skipped since
-    /// the last logged one.
-    pub(crate) fn admit(&mut self, now: Instant) -> Option<u64> {
-        match self.last {
-            Some(last) if now.duration_since(last) < WARN_EVERY => {
-                self.suppressed += 1;
-                None
-            }
-            _ => {
-                self.last = Some(now);
-                Some(std::mem::take(&mut self.suppressed))
-            }
-        }
-    }
-
-    /// Forgets the trouble (it is over), so the next occurrence is logged at once.
-    pub(crate) fn reset(&mut self) -> u64 {
-        self.last = None;
-        std::mem::take(&mut self.suppressed)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn limiter_logs_once_per_window_and_counts_the_rest() {
-        let t0 = Instant::now();
-        let mut limiter = WarnLimiter::default();
-        assert_eq!(limiter.admit(t0), Some(0));
-        assert_eq!(limiter.admit(t0 + Duration::from_secs(1)), None);
-        assert_eq!(limiter.admit(t0 + Duration::from_secs(2)), None);
-        assert_eq!(
-            limiter.admit(t0 + WARN_EVERY + Duration::from_secs(1)),
-            Some(2)
-        );
-        assert_eq!(
-            limiter.admit(t0 + WARN_EVERY + Duration::from_secs(2)),
-            None
-        );
-        assert_eq!(limiter.reset(), 1);
-        assert_eq!(
-            limiter.admit(t0 + WARN_EVERY + Duration::from_secs(3)),
-            Some(0)
-        );
-    }
 
     #[test]
     fn snapshot_adds_the_batch_in_flight_and_clears_the_error_on_success() {

@@ -16,8 +16,12 @@ use super::gate::{GatePass, WriteGate};
 use super::inbox::Inbox;
 use super::open::{self, FileId, SchemaMode, WriterConn};
 use super::queue::Pending;
-use super::stats::WarnLimiter;
 use super::{ManifestConfig, ManifestError, PurgedRow, Selector, store};
+use crate::warn_limit::WarnLimiter;
+
+/// Said when SQLite's error does not point at the file itself.
+const HINT_RETRY: &str = "pages are still served; check the database file, its directory and \
+                          the disk it is on (see /_caje/health)";
 
 pub(crate) type Reply<T> = oneshot::Sender<Result<T, ManifestError>>;
 
@@ -200,6 +204,7 @@ impl Writer {
                         pending = progress.batch.len() + self.inbox.lock().queue.len(),
                         retry_in = ?progress.backoff,
                         skipped_warnings = skipped,
+                        hint = error.hint().unwrap_or(HINT_RETRY),
                         "manifest write failed, records are kept and retried: {error}"
                     );
                 }

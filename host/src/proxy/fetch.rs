@@ -229,9 +229,9 @@ impl Fetch<'_> {
                 Some(Fetched::Revalidated(entry))
             }
             Err(err) => {
-                metrics::counter!("caje_cache_store_errors_total", "op" => "revalidate")
-                    .increment(1);
-                tracing::warn!(url = %self.request.url, error = %err, "could not store a revalidated entry");
+                proxy
+                    .cache
+                    .store_failed("revalidate", &self.request.url, &err);
                 Some(confirmed)
             }
         }
@@ -277,8 +277,7 @@ impl Fetch<'_> {
         let writer = match proxy.cache.begin_fill(key) {
             Ok(writer) => writer,
             Err(err) => {
-                metrics::counter!("caje_cache_store_errors_total", "op" => "create").increment(1);
-                tracing::warn!(url = %self.request.url, error = %err, "cannot write to the cache; passing the response through");
+                proxy.cache.store_failed("create", &self.request.url, &err);
                 return Fetched::Private(pass_through(parts, body, &self.route.origin));
             }
         };
@@ -341,6 +340,7 @@ pub struct Pump {
 impl Pump {
     pub async fn run(mut self, proxy: &Proxy) -> Option<Arc<Entry>> {
         let url = self.head.url.clone();
+        let mut unstored = false;
         loop {
             let frame =
                 match tokio::time::timeout(self.origin.read_timeout, self.body.frame()).await {
@@ -352,11 +352,16 @@ impl Pump {
                     Ok(Some(Err(err))) => return self.abandon(&url, &err.to_string()),
                     Ok(Some(Ok(frame))) => frame,
                 };
-            if let Ok(data) = frame.into_data()
-                && let Err(err) = self.writer.write(&data)
-            {
-                metrics::counter!("caje_cache_store_errors_total", "op" => "write").increment(1);
-                return self.abandon(&url, &format!("cache write failed: {err}"));
+            if let Ok(data) = frame.into_data() {
+                let written = self.writer.write(&data);
+                if let Some(err) = self.writer.take_store_error() {
+                    // Clients still get the whole body; the entry is not stored.
+                    proxy.cache.store_failed("write", &url, &err);
+                    unstored = true;
+                }
+                if let Err(err) = written {
+                    return self.abandon(&url, &format!("cache write failed: {err}"));
+                }
             }
         }
         let declared = self
@@ -368,8 +373,11 @@ impl Pump {
         if declared.is_some_and(|len| len != self.writer.written()) {
             return self.abandon(&url, "body length differs from Content-Length");
         }
-        if self.writer.written() > self.max_size {
+        let too_large = self.writer.written() > self.max_size;
+        if too_large {
             tracing::debug!(url = %url, "body outgrew max_object_size; served but not stored");
+        }
+        if unstored || too_large {
             self.writer.complete_unstored();
             return None;
         }
@@ -380,8 +388,7 @@ impl Pump {
                 Some(entry)
             }
             Err(err) => {
-                metrics::counter!("caje_cache_store_errors_total", "op" => "commit").increment(1);
-                tracing::warn!(url = %url, error = %err, "could not store a response");
+                proxy.cache.store_failed("commit", &url, &err);
                 None
             }
         }

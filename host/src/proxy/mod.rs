@@ -6,6 +6,7 @@ mod canonical;
 mod coalesce;
 mod fetch;
 mod headers;
+mod idle;
 mod origin;
 mod respond;
 mod route;

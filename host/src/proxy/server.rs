@@ -1,10 +1,13 @@
 //! A listener: accepts connections (HTTP/1.1 and h2c), applies the configured limits, and
 //! shuts down gracefully: stop accepting, let in-flight requests finish within the grace period.
+//! Limits bound what clients can hold: `max_connections` open at once (each is a file
+//! descriptor) and `idle_timeout` for a connection on which nothing happens.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use http::{Request, Response};
 use hyper::body::Incoming;
@@ -12,13 +15,19 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::GracefulShutdown;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Semaphore;
 
 use super::Body;
+use super::idle::{Activity, IdleIo, Tracked};
 use crate::config::ServerConfig;
+use crate::warn_limit::WarnLimiter;
 
 /// hyper refuses read buffers below 8 KiB.
 const MIN_BUFFER: usize = 8192;
+/// What a connection beyond `max_connections` is told before it is closed.
+const BUSY: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+    content-length: 45\r\nconnection: close\r\n\r\ncaje: too many connections, try again later\r\n";
 
 /// Serves `handler` (usually [`Proxy::handle`](super::Proxy::handle) behind the admin routing)
 /// on `listener` until `shutdown` resolves, then drains connections.
@@ -43,6 +52,10 @@ pub async fn serve<H, F>(
         .timer(TokioTimer::new())
         .max_header_list_size(u32::try_from(config.max_header_size.0).unwrap_or(u32::MAX));
     let graceful = GracefulShutdown::new();
+    let slots = Arc::new(Semaphore::new(config.max_connections));
+    let mut refusals = WarnLimiter::default();
+    let mut accept_warnings = WarnLimiter::default();
+    let (header_read_timeout, idle_timeout) = (config.header_read_timeout, config.idle_timeout);
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -51,21 +64,41 @@ pub async fn serve<H, F>(
                     Ok(accepted) => accepted,
                     Err(err) => {
                         // Usually EMFILE: back off instead of spinning; established connections carry on.
-                        tracing::warn!(error = %err, "accept failed");
+                        if let Some(skipped) = accept_warnings.admit(Instant::now()) {
+                            tracing::warn!(error = %err, skipped_warnings = skipped, "accept failed; if it says \
+                                \"too many open files\", raise the file descriptor limit (ulimit -n) or lower \
+                                [server] max_connections");
+                        }
                         tokio::time::sleep(Duration::from_millis(50)).await;
                         continue;
                     }
                 };
+                let Ok(slot) = slots.clone().try_acquire_owned() else {
+                    refuse(stream, peer, config.max_connections, &mut refusals);
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 let handler = handler.clone();
+                let activity = Activity::new();
+                let in_service = activity.clone();
                 let service = service_fn(move |request| {
+                    let guard = in_service.request();
                     let answer = handler(request, peer);
-                    async move { Ok::<_, Infallible>(answer.await) }
+                    async move { Ok::<_, Infallible>(answer.await.map(|body| Tracked::new(body, guard))) }
                 });
-                let connection = graceful.watch(builder.serve_connection(TokioIo::new(stream), service).into_owned());
+                let io = TokioIo::new(IdleIo::new(stream, activity.clone()));
+                let connection = graceful.watch(builder.serve_connection(io, service).into_owned());
                 tokio::spawn(async move {
-                    if let Err(err) = connection.await {
-                        tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
+                    // The slot is held until the connection's socket is closed.
+                    let _slot = slot;
+                    tokio::select! {
+                        ended = connection => if let Err(err) = ended {
+                            tracing::debug!(peer = %peer, error = %err, "connection ended with an error");
+                        },
+                        reason = activity.expired(header_read_timeout, idle_timeout) => {
+                            metrics::counter!("caje_connections_closed_total", "reason" => reason).increment(1);
+                            tracing::debug!(peer = %peer, reason, "closing a connection");
+                        }
                     }
                 });
             }
@@ -78,5 +111,21 @@ pub async fn serve<H, F>(
         () = tokio::time::sleep(config.shutdown_grace) => {
             tracing::warn!(grace = ?config.shutdown_grace, "connections still open after the shutdown grace period; closing them");
         }
+    }
+}
+
+/// Answers a connection beyond `max_connections` with a 503 (best effort: never waits on the
+/// client) and closes it.
+fn refuse(stream: TcpStream, peer: SocketAddr, max: usize, warnings: &mut WarnLimiter) {
+    metrics::counter!("caje_connections_refused_total").increment(1);
+    let _ = stream.try_write(BUSY);
+    if let Some(skipped) = warnings.admit(Instant::now()) {
+        tracing::warn!(
+            %peer,
+            max_connections = max,
+            skipped_warnings = skipped,
+            "refusing a connection: [server] max_connections are open; raise it (and the \
+             file descriptor limit, ulimit -n) if this load is legitimate"
+        );
     }
 }

@@ -1,14 +1,11 @@
 //! Who gets in: the token on every route, refusals that say nothing about what was wrong, no
 //! tokens in URLs or logs, loopback-only without a token, and an admin listener of its own.
 
-use std::io::{BufRead, BufReader};
 use std::net::{IpAddr, SocketAddr};
-use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caje::admin::{Access, routes};
-use caje_testkit::{TestNode, eventually, get};
+use caje_testkit::{CajeProcess, TestNode, eventually, get};
 use http::StatusCode;
 
 use crate::support::{self, TOKEN, assert_error, base, call};
@@ -112,36 +109,14 @@ async fn the_token_comes_from_the_environment_first_and_never_reaches_the_log() 
         ),
     )
     .unwrap();
-    let mut caje = Command::new(env!("CARGO_BIN_EXE_caje"))
-        .args(["serve", "--config"])
-        .arg(&config)
-        .env("CAJE_ADMIN_TOKEN", ENV_TOKEN)
-        .env_remove("RUST_LOG")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let log = Arc::new(Mutex::new(String::new()));
-    let reader = BufReader::new(caje.stderr.take().unwrap());
-    let collected = log.clone();
-    let reading = std::thread::spawn(move || {
-        for line in reader.lines().map_while(Result::ok) {
-            let mut log = collected.lock().unwrap();
-            log.push_str(&line);
-            log.push('\n');
-        }
-    });
-    eventually("caje to log its address", Duration::from_secs(20), || {
-        log.lock().unwrap().contains("caje is serving")
-    })
+    let mut caje = CajeProcess::spawn(
+        env!("CARGO_BIN_EXE_caje"),
+        &config,
+        &[("CAJE_ADMIN_TOKEN", ENV_TOKEN)],
+    )
     .await;
-    let text = log.lock().unwrap().clone();
-    let serving = text
-        .lines()
-        .find(|l| l.contains("caje is serving"))
-        .unwrap();
-    let serving: serde_json::Value = serde_json::from_str(serving).unwrap();
-    let base = format!("http://{}", serving["fields"]["listen"].as_str().unwrap());
+    let base = caje.url("");
+    let text = caje.log();
     assert!(
         text.contains("bearer token from CAJE_ADMIN_TOKEN"),
         "{text}"
@@ -170,13 +145,11 @@ async fn the_token_comes_from_the_environment_first_and_never_reaches_the_log() 
         400
     );
     eventually("the admin access lines", Duration::from_secs(10), || {
-        log.lock().unwrap().matches("caje::admin").count() >= 3
+        caje.log().matches("caje::admin").count() >= 3
     })
     .await;
-    caje.kill().unwrap();
-    caje.wait().unwrap();
-    reading.join().unwrap();
-    let text = log.lock().unwrap().clone();
+    caje.kill();
+    let text = caje.log();
     assert!(text.contains(r#""path":"/_caje/list""#), "{text}");
     assert!(
         !text.contains(ENV_TOKEN),
