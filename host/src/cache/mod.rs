@@ -5,6 +5,8 @@ mod assess;
 mod entry;
 mod fill;
 mod freshness;
+#[cfg(test)]
+mod fuzz;
 mod key;
 mod memory;
 mod purge;

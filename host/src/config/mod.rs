@@ -2,6 +2,8 @@
 //! Errors name the file, the key and the line, and say how to fix the value.
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod units;
 
 use std::collections::BTreeMap;

@@ -81,6 +81,11 @@ impl CanonicalRequest {
         };
         let path_and_query = match parts.uri.path_and_query() {
             Some(pq) if pq.as_str().starts_with('/') => pq.clone(),
+            // `http://host?q`: an empty path is `/` (RFC 9112 §3.2.1), the query stays.
+            Some(pq) if pq.as_str().starts_with('?') => {
+                PathAndQuery::try_from(format!("/{}", pq.as_str()))
+                    .map_err(|_| BadRequest::UnsupportedTarget)?
+            }
             None => PathAndQuery::from_static("/"),
             Some(_) => return Err(BadRequest::UnsupportedTarget),
         };
@@ -229,6 +234,14 @@ mod tests {
         .unwrap();
         assert_eq!(h1.url, "http://example.com/a?b=1");
         assert_eq!(h1.url, h2.url);
+        // Found by `admin::purge::fuzz`: an empty path before a query was refused.
+        let empty_path = CanonicalRequest::new(
+            &mut parts("http://example.com?b=1", None, http::Version::HTTP_11),
+            client(),
+            &Scheme::HTTP,
+        )
+        .unwrap();
+        assert_eq!(empty_path.url, "http://example.com/?b=1");
         assert_eq!(h2.headers.get("host").unwrap(), "example.com");
     }
 
