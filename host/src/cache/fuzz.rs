@@ -172,7 +172,7 @@ proptest! {
         match damage {
             0 => file[at] ^= 1 << bit,
             1 => file.truncate(at),
-            _ => file.extend_from_slice(&file[..at].to_vec()),
+            _ => file.extend_from_within(..at),
         }
         if let Some(served) = served_body(&file, memory_max) {
             prop_assert_eq!(served, body);

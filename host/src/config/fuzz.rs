@@ -7,17 +7,8 @@ use proptest::prelude::*;
 
 use super::Config;
 
-/// A valid config touching most tables; each `key = value` line is a mutation target.
-const BASE: &str = r#"listen = "127.0.0.1:8080"
-cache_dir = "var/cache"
-database = "var/manifest.db"
-policies_dir = "policies"
-default_origin = "demo"
-
-[origins.demo]
-url = "http://127.0.0.1:9001"
-connect_timeout = "2s"
-read_timeout = "30s"
+/// Tables added to the tests' minimal valid config, so that most value kinds are mutation targets.
+const MORE: &str = r#"read_timeout = "30s"
 hosts = ["example.com"]
 
 [cache]
@@ -51,6 +42,14 @@ concurrency = 4
 interval = "200ms"
 "#;
 
+/// A valid config touching most tables; each `key = value` line is a mutation target.
+fn base_lines() -> Vec<String> {
+    format!("{}{MORE}", super::tests::GOOD)
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
 fn parse(text: &str) -> Result<Config, super::ConfigError> {
     Config::parse(text, Path::new("/etc/caje/caje.toml"))
 }
@@ -82,7 +81,7 @@ proptest! {
         at in any::<prop::sample::Index>(),
         inserted in prop::collection::vec("(\\[[a-z.\"]{0,12}\\]|[a-z_]{1,12} ?= ?[\\[\\]\"a-z0-9{}.,= ]{0,16}|\\PC{0,16})", 1..4),
     ) {
-        let mut lines: Vec<String> = BASE.lines().map(str::to_owned).collect();
+        let mut lines = base_lines();
         let at = at.index(lines.len() + 1);
         lines.splice(at..at, inserted);
         if let Err(err) = parse(&lines.join("\n")) {
@@ -95,7 +94,7 @@ proptest! {
         target in any::<prop::sample::Index>(),
         value in scalar(),
     ) {
-        let mut lines: Vec<String> = BASE.lines().map(str::to_owned).collect();
+        let mut lines = base_lines();
         let keyed: Vec<usize> = (0..lines.len()).filter(|i| lines[*i].contains(" = ")).collect();
         let index = keyed[target.index(keyed.len())];
         let key = lines[index].split(" = ").next().unwrap_or_default().to_owned();

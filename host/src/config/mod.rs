@@ -343,7 +343,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 listen = "127.0.0.1:8080"
 cache_dir = "var/cache"
 database = "var/manifest.db"

@@ -218,31 +218,21 @@ mod tests {
         "127.0.0.1:5000".parse().unwrap()
     }
 
+    /// A GET of `uri` (with `host`) in `version`, canonicalized.
+    fn canonical(uri: &str, host: Option<&str>, version: http::Version) -> CanonicalRequest {
+        CanonicalRequest::new(&mut parts(uri, host, version), client(), &Scheme::HTTP).unwrap()
+    }
+
     #[test]
     fn http1_and_http2_forms_share_one_url() {
-        let h1 = CanonicalRequest::new(
-            &mut parts("/a?b=1", Some("Example.COM:80"), http::Version::HTTP_11),
-            client(),
-            &Scheme::HTTP,
-        )
-        .unwrap();
-        let h2 = CanonicalRequest::new(
-            &mut parts("http://example.com/a?b=1", None, http::Version::HTTP_2),
-            client(),
-            &Scheme::HTTP,
-        )
-        .unwrap();
+        let h1 = canonical("/a?b=1", Some("Example.COM:80"), http::Version::HTTP_11);
+        let h2 = canonical("http://example.com/a?b=1", None, http::Version::HTTP_2);
         assert_eq!(h1.url, "http://example.com/a?b=1");
         assert_eq!(h1.url, h2.url);
-        // Found by `admin::purge::fuzz`: an empty path before a query was refused.
-        let empty_path = CanonicalRequest::new(
-            &mut parts("http://example.com?b=1", None, http::Version::HTTP_11),
-            client(),
-            &Scheme::HTTP,
-        )
-        .unwrap();
-        assert_eq!(empty_path.url, "http://example.com/?b=1");
         assert_eq!(h2.headers.get("host").unwrap(), "example.com");
+        // Found by `admin::purge::fuzz`: an empty path before a query was refused.
+        let empty_path = canonical("http://example.com?b=1", None, http::Version::HTTP_11);
+        assert_eq!(empty_path.url, "http://example.com/?b=1");
     }
 
     #[test]

@@ -186,7 +186,10 @@ async fn the_token_comes_from_the_environment_first_and_never_reaches_the_log() 
     reading.join().unwrap();
     let text = log.lock().unwrap().clone();
     assert!(text.contains(r#""path":"/_caje/list""#), "{text}");
-    assert!(text.contains(r#""url":"http://"#), "the proxied request is logged: {text}");
+    assert!(
+        text.contains(r#""url":"http://"#),
+        "the proxied request is logged: {text}"
+    );
     for secret in [ENV_TOKEN, "file-token-ignored"] {
         assert!(
             !text.contains(secret),
