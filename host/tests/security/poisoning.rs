@@ -223,3 +223,45 @@ async fn set_cookie_never_reaches_the_clients_coalesced_on_another_clients_fetch
         }
     }
 }
+
+#[tokio::test]
+async fn credentials_a_response_varies_on_key_it_but_never_reach_the_disk() {
+    let secret = "session=s3cr3t-5d1e";
+    let origin = TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
+        // Who the cookie says, without echoing it (the body is stored, and may hold anything).
+        let who = match request.headers().get("cookie").map(|v| v.as_bytes()) {
+            None => "anonymous",
+            Some(b"session=s3cr3t-5d1e") => "alice",
+            Some(_) => "someone else",
+        };
+        respond(
+            200,
+            &[("cache-control", "public, max-age=60"), ("vary", "Cookie")],
+            &format!("hello {who}"),
+        )
+    })
+    .await;
+    let node = TestNode::start(&origin.url()).await;
+    let url = node.url("/me");
+    let mine = [("cookie", secret)];
+    assert_eq!(get_with(&url, &mine).await.text(), "hello alice");
+    let again = get_with(&url, &mine).await;
+    assert_eq!(
+        (again.text().as_str(), again.x_cache()),
+        ("hello alice", "HIT")
+    );
+    assert_eq!(get(&url).await.text(), "hello anonymous");
+    let other = get_with(&url, &[("cookie", "session=other")]).await;
+    assert_eq!(other.text(), "hello someone else");
+    assert_eq!(origin.hits("/me"), 3);
+    let files = node.cache_files();
+    assert!(!files.is_empty());
+    for file in files {
+        let bytes = std::fs::read(&file).unwrap();
+        assert!(
+            !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "{} holds the cookie",
+            file.display()
+        );
+    }
+}
