@@ -142,7 +142,12 @@ impl Proxy {
             }
             Freshness::StaleWhileRevalidate => {
                 metrics::counter!("caje_requests_total", "cache" => "stale").increment(1);
-                self.refresh_in_background(request, route, entry.clone());
+                // The refresh is a flight others join and its response is stored for everyone:
+                // like any shared fetch, it is never made with a client's credentials (the next
+                // request without them refreshes the entry).
+                if !request.headers.contains_key(header::AUTHORIZATION) {
+                    self.refresh_in_background(request, route, entry.clone());
+                }
                 XCache::Stale
             }
             Freshness::Stale => return None,

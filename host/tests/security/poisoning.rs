@@ -265,3 +265,55 @@ async fn credentials_a_response_varies_on_key_it_but_never_reach_the_disk() {
         );
     }
 }
+
+#[tokio::test]
+async fn a_request_with_credentials_never_starts_a_shared_background_refresh() {
+    // Every answer is public and may be served stale while it is refreshed in the background.
+    let credentialed = Arc::new(std::sync::atomic::AtomicU32::new(0));
+    let counted = credentialed.clone();
+    let origin = TestOrigin::start(move |request: http::Request<hyper::body::Incoming>| {
+        if request.headers().contains_key("authorization") {
+            counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        async {
+            respond(
+                200,
+                &[(
+                    "cache-control",
+                    "public, max-age=60, stale-while-revalidate=600",
+                )],
+                "page",
+            )
+        }
+    })
+    .await;
+    let node = TestNode::start(&origin.url()).await;
+    let url = node.url("/swr");
+    assert_eq!(get(&url).await.x_cache(), "MISS");
+    // A soft purge makes the entry stale now, within its stale-while-revalidate window.
+    let purge = http::Request::post(node.url("/_caje/purge"))
+        .body(http_body_util::Full::new(bytes::Bytes::from(
+            serde_json::json!({ "url": url, "soft": true }).to_string(),
+        )))
+        .unwrap();
+    assert_eq!(caje_testkit::send(purge).await.status, 200);
+    // Served stale, as the response allows; but the refresh that serves everyone must not be
+    // fetched with this client's credentials.
+    let with_credentials = get_with(&url, &[("authorization", "Bearer attacker")]).await;
+    assert_eq!(with_credentials.x_cache(), "STALE");
+    // An anonymous request refreshes it (or finds it refreshed).
+    let anonymous = get(&url).await;
+    assert!(
+        matches!(anonymous.x_cache(), "STALE" | "HIT"),
+        "{anonymous:?}"
+    );
+    eventually("the background refresh", Duration::from_secs(10), || {
+        origin.hits("/swr") == 2
+    })
+    .await;
+    assert_eq!(
+        credentialed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the shared refresh carried a client's Authorization"
+    );
+}
