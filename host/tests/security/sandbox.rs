@@ -7,6 +7,8 @@ use caje::policy::ModuleState;
 use caje_testkit::{TestNode, TestOrigin, eventually, get, policies, respond};
 use std::time::Duration;
 
+use crate::support::raw_exchange;
+
 const FILE: &str = "10-hostile.wasm";
 
 /// A node with the `policies/` crate `crate_name` installed as [`FILE`], once it is active.
@@ -25,16 +27,21 @@ async fn node_with(origin: &str, crate_name: &str) -> TestNode {
     node
 }
 
-#[tokio::test]
-async fn wasi_calls_trap_and_the_request_is_served_as_if_the_module_were_absent() {
-    let origin = TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
+/// An origin that answers with the path it was asked for.
+async fn origin() -> TestOrigin {
+    TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
         respond(
             200,
             &[],
             &format!("origin answered {}", request.uri().path()),
         )
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn wasi_calls_trap_and_the_request_is_served_as_if_the_module_were_absent() {
+    let origin = origin().await;
     let node = node_with(&origin.url(), "hostile-wasi").await;
     let module = |node: &TestNode| {
         node.node()
@@ -61,4 +68,27 @@ async fn wasi_calls_trap_and_the_request_is_served_as_if_the_module_were_absent(
         assert!(!reply.text().contains("leaked"), "{path}: {}", reply.text());
     }
     assert!(module(&node).traps >= 3, "{:#?}", module(&node));
+}
+
+#[tokio::test]
+async fn a_synthetic_response_cannot_frame_itself() {
+    // hostile-invalid answers /framing with its own `content-length: 0` and
+    // `transfer-encoding: chunked` around a body that looks like a second response.
+    let origin = origin().await;
+    let node = node_with(&origin.url(), "hostile-invalid").await;
+    let reply = raw_exchange(
+        node.node().addr,
+        b"GET /framing HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",
+    )
+    .await;
+    assert!(reply.closed);
+    assert_eq!(reply.responses(), 1, "{}", reply.text);
+    let head = reply.text.to_ascii_lowercase();
+    assert_eq!(head.matches("content-length:").count(), 1, "{}", reply.text);
+    assert!(!head.contains("transfer-encoding"), "{}", reply.text);
+    assert!(
+        reply.text.ends_with("\r\n\r\norigin answered /framing"),
+        "{}",
+        reply.text
+    );
 }
