@@ -24,9 +24,14 @@ pub struct CanonicalRequest {
     pub client: SocketAddr,
 }
 
-/// Why a request cannot be served at all (answered with 400).
+/// Why a request cannot be served at all (answered with [`BadRequest::status`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadRequest {
+    /// CONNECT would make caje a tunnel to wherever the origin lets it reach (caje is a reverse
+    /// proxy, not a forward one); TRACE echoes the request as caje forwarded it, forwarding
+    /// headers and all, to a page that asked for it (cross-site tracing).
+    #[error("caje does not relay {0} requests")]
+    MethodNotRelayed(Method),
     #[error("the request has no Host header")]
     MissingHost,
     #[error("invalid Host {0:?}")]
@@ -39,6 +44,16 @@ pub enum BadRequest {
     AmbiguousLength,
 }
 
+impl BadRequest {
+    /// 501 for a method caje does not relay, 400 for the rest.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            BadRequest::MethodNotRelayed(_) => http::StatusCode::NOT_IMPLEMENTED,
+            _ => http::StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 impl CanonicalRequest {
     /// Takes the request's headers out of `parts` (the body stays with the caller).
     pub fn new(
@@ -46,6 +61,9 @@ impl CanonicalRequest {
         client: SocketAddr,
         scheme: &Scheme,
     ) -> Result<CanonicalRequest, BadRequest> {
+        if parts.method == Method::CONNECT || parts.method == Method::TRACE {
+            return Err(BadRequest::MethodNotRelayed(parts.method.clone()));
+        }
         let mut headers = std::mem::take(&mut parts.headers);
         if headers.contains_key(header::CONTENT_LENGTH)
             && headers.contains_key(header::TRANSFER_ENCODING)

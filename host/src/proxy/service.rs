@@ -37,7 +37,7 @@ impl Proxy {
         let (mut parts, body) = request.into_parts();
         let mut request = match CanonicalRequest::new(&mut parts, client, &self.scheme) {
             Ok(request) => request,
-            Err(err) => return respond::error_closing(StatusCode::BAD_REQUEST, &err.to_string()),
+            Err(err) => return respond::error_closing(err.status(), &err.to_string()),
         };
         let (route, action) = match self.route(&mut request) {
             Routed::Go(route, action) => (route, action),

@@ -77,3 +77,13 @@ async fn content_length_with_transfer_encoding_is_framed_by_the_coding_and_close
     ];
     refused_and_closed(&both, "200", 1).await;
 }
+
+#[tokio::test]
+async fn connect_and_trace_are_not_relayed() {
+    // CONNECT would open a tunnel through the origin; TRACE would echo what caje forwarded.
+    let refused = [
+        "CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n",
+        "TRACE /front HTTP/1.1\r\nHost: site.test\r\n\r\n",
+    ];
+    refused_and_closed(&refused, "501", 0).await;
+}
