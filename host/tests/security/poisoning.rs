@@ -317,3 +317,36 @@ async fn a_request_with_credentials_never_starts_a_shared_background_refresh() {
         "the shared refresh carried a client's Authorization"
     );
 }
+
+#[tokio::test]
+async fn a_policy_that_forces_storing_still_never_shares_set_cookie() {
+    // ttl-override stores every /static/ answer for five minutes, whatever the origin says.
+    let origin = TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
+        let who = request.headers().get("x-who").and_then(|v| v.to_str().ok());
+        let cookie = format!("session={}", who.unwrap_or("nobody"));
+        respond(200, &[("set-cookie", &cookie)], "app.js")
+    })
+    .await;
+    let node = crate::support::node_with_policy(&origin.url(), "ttl-override").await;
+    let url = node.url("/static/app.js");
+    let attacker = get_with(&url, &[("x-who", "attacker")]).await;
+    assert_eq!(attacker.text(), "app.js");
+    // Stored without its cookie: the first client does not get it either, since what it got is
+    // what everyone gets.
+    assert_eq!(attacker.header("set-cookie"), None);
+    let victim = get(&url).await;
+    assert_eq!(
+        (victim.x_cache(), victim.header("set-cookie")),
+        ("HIT", None)
+    );
+    assert_eq!(origin.hits("/static/app.js"), 1);
+    for file in node.cache_files() {
+        let bytes = std::fs::read(&file).unwrap();
+        let cookie = b"session=attacker";
+        assert!(
+            !bytes.windows(cookie.len()).any(|w| w == cookie),
+            "{}",
+            file.display()
+        );
+    }
+}

@@ -1,31 +1,12 @@
 //! The policy sandbox: a module gets no WASI (its file system, network and environment calls
 //! trap, and the module is contained by its failure mode), and cannot make caje emit a framing
 //! or malformed header. Fuel, memory and deadlines are in `tests/policy/hostile.rs` and
-//! `tests/policies_proxy/failures.rs`; header-edit validation is fuzzed in `policy::decision`.
+//! `tests/policies_proxy/failures.rs`; header-edit validation is fuzzed in `policy::fuzz`.
 
 use caje::policy::ModuleState;
-use caje_testkit::{TestNode, TestOrigin, eventually, get, policies, respond};
-use std::time::Duration;
+use caje_testkit::{TestNode, TestOrigin, get, respond};
 
-use crate::support::raw_exchange;
-
-const FILE: &str = "10-hostile.wasm";
-
-/// A node with the `policies/` crate `crate_name` installed as [`FILE`], once it is active.
-async fn node_with(origin: &str, crate_name: &str) -> TestNode {
-    let node = TestNode::start_with(origin, "[policies]\nreload_debounce = \"50ms\"\n").await;
-    policies::install(&node.policies_dir(), FILE, crate_name);
-    eventually("the module to load", Duration::from_secs(60), || {
-        node.node()
-            .proxy
-            .policies()
-            .status()
-            .iter()
-            .any(|module| module.file == FILE)
-    })
-    .await;
-    node
-}
+use crate::support::{POLICY_FILE, node_with_policy, raw_exchange};
 
 /// An origin that answers with the path it was asked for.
 async fn origin() -> TestOrigin {
@@ -42,14 +23,14 @@ async fn origin() -> TestOrigin {
 #[tokio::test]
 async fn wasi_calls_trap_and_the_request_is_served_as_if_the_module_were_absent() {
     let origin = origin().await;
-    let node = node_with(&origin.url(), "hostile-wasi").await;
+    let node = node_with_policy(&origin.url(), "hostile-wasi").await;
     let module = |node: &TestNode| {
         node.node()
             .proxy
             .policies()
             .status()
             .into_iter()
-            .find(|module| module.file == FILE)
+            .find(|module| module.file == POLICY_FILE)
             .expect("the module is listed")
     };
     assert_eq!(
@@ -75,7 +56,7 @@ async fn a_synthetic_response_cannot_frame_itself() {
     // hostile-invalid answers /framing with its own `content-length: 0` and
     // `transfer-encoding: chunked` around a body that looks like a second response.
     let origin = origin().await;
-    let node = node_with(&origin.url(), "hostile-invalid").await;
+    let node = node_with_policy(&origin.url(), "hostile-invalid").await;
     let reply = raw_exchange(
         node.node().addr,
         b"GET /framing HTTP/1.1\r\nHost: site.test\r\nConnection: close\r\n\r\n",

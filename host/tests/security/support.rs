@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use caje_testkit::{TestNode, TestOrigin, respond};
+use caje_testkit::{TestNode, TestOrigin, eventually, policies, respond};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -49,6 +49,26 @@ pub async fn raw_exchange(addr: std::net::SocketAddr, bytes: &[u8]) -> RawReply 
 /// A node that serves only `site.test` in front of `origin`.
 pub async fn site_node(origin: &str) -> TestNode {
     TestNode::start_with_origin(origin, "read_timeout = \"5s\"\nhosts = [\"site.test\"]", "").await
+}
+
+/// The file name policies are installed under.
+pub const POLICY_FILE: &str = "10-policy.wasm";
+
+/// A node in front of `origin` with the `policies/` crate `crate_name` installed as
+/// [`POLICY_FILE`], once caje has loaded (or refused) it.
+pub async fn node_with_policy(origin: &str, crate_name: &str) -> TestNode {
+    let node = TestNode::start_with(origin, "[policies]\nreload_debounce = \"50ms\"\n").await;
+    policies::install(&node.policies_dir(), POLICY_FILE, crate_name);
+    eventually("the module to load", Duration::from_secs(60), || {
+        node.node()
+            .proxy
+            .policies()
+            .status()
+            .iter()
+            .any(|module| module.file == POLICY_FILE)
+    })
+    .await;
+    node
 }
 
 /// One request as an origin received it.
