@@ -111,30 +111,42 @@ async fn a_response_to_credentials_is_shared_only_when_it_says_public() {
     assert_eq!(origin.hits("/public"), 1);
 }
 
+/// An origin whose answers vary on `header`, greeting whoever `describe` makes of its value
+/// (given the request's value, if any).
+async fn varying_origin(
+    header: &'static str,
+    cache_control: &'static str,
+    describe: fn(Option<&[u8]>) -> String,
+) -> TestOrigin {
+    TestOrigin::start(
+        move |request: http::Request<hyper::body::Incoming>| async move {
+            let who = describe(request.headers().get(header).map(|v| v.as_bytes()));
+            respond(
+                200,
+                &[("cache-control", cache_control), ("vary", header)],
+                &format!("hello {who}"),
+            )
+        },
+    )
+    .await
+}
+
 #[tokio::test]
 async fn vary_on_a_header_the_key_lacks_keeps_variants_apart() {
-    let origin = TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
-        let device = request
-            .headers()
-            .get("x-device")
-            .map_or("none".to_owned(), |v| v.to_str().unwrap_or("?").to_owned());
-        respond(
-            200,
-            &[("cache-control", "max-age=60"), ("vary", "X-Device")],
-            &format!("for {device}"),
-        )
+    let origin = varying_origin("x-device", "max-age=60", |value| {
+        String::from_utf8_lossy(value.unwrap_or(b"none")).into_owned()
     })
     .await;
     let node = TestNode::start(&origin.url()).await;
     let attacker = get_with(&node.url("/v"), &[("x-device", "evil")]).await;
-    assert_eq!(attacker.text(), "for evil");
-    assert_eq!(get(&node.url("/v")).await.text(), "for none");
+    assert_eq!(attacker.text(), "hello evil");
+    assert_eq!(get(&node.url("/v")).await.text(), "hello none");
     let phone = get_with(&node.url("/v"), &[("x-device", "phone")]).await;
-    assert_eq!(phone.text(), "for phone");
+    assert_eq!(phone.text(), "hello phone");
     let again = get_with(&node.url("/v"), &[("x-device", "evil")]).await;
     assert_eq!(
         (again.text().as_str(), again.x_cache()),
-        ("for evil", "HIT")
+        ("hello evil", "HIT")
     );
     assert_eq!(origin.hits("/v"), 3);
 }
@@ -227,18 +239,14 @@ async fn set_cookie_never_reaches_the_clients_coalesced_on_another_clients_fetch
 #[tokio::test]
 async fn credentials_a_response_varies_on_key_it_but_never_reach_the_disk() {
     let secret = "session=s3cr3t-5d1e";
-    let origin = TestOrigin::start(|request: http::Request<hyper::body::Incoming>| async move {
-        // Who the cookie says, without echoing it (the body is stored, and may hold anything).
-        let who = match request.headers().get("cookie").map(|v| v.as_bytes()) {
+    // Says who the cookie is without echoing it (the body is stored, and may hold anything).
+    let origin = varying_origin("cookie", "public, max-age=60", |value| {
+        match value {
             None => "anonymous",
             Some(b"session=s3cr3t-5d1e") => "alice",
             Some(_) => "someone else",
-        };
-        respond(
-            200,
-            &[("cache-control", "public, max-age=60"), ("vary", "Cookie")],
-            &format!("hello {who}"),
-        )
+        }
+        .to_owned()
     })
     .await;
     let node = TestNode::start(&origin.url()).await;
@@ -266,25 +274,21 @@ async fn credentials_a_response_varies_on_key_it_but_never_reach_the_disk() {
     }
 }
 
+/// Public, and may be served stale while it is refreshed in the background.
+const SWR: [(&str, &str); 1] = [(
+    "cache-control",
+    "public, max-age=60, stale-while-revalidate=600",
+)];
+
 #[tokio::test]
 async fn a_request_with_credentials_never_starts_a_shared_background_refresh() {
-    // Every answer is public and may be served stale while it is refreshed in the background.
     let credentialed = Arc::new(std::sync::atomic::AtomicU32::new(0));
     let counted = credentialed.clone();
     let origin = TestOrigin::start(move |request: http::Request<hyper::body::Incoming>| {
         if request.headers().contains_key("authorization") {
             counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         }
-        async {
-            respond(
-                200,
-                &[(
-                    "cache-control",
-                    "public, max-age=60, stale-while-revalidate=600",
-                )],
-                "page",
-            )
-        }
+        async { respond(200, &SWR, "page") }
     })
     .await;
     let node = TestNode::start(&origin.url()).await;
