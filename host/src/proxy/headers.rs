@@ -17,8 +17,9 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Request headers that make some origins answer for another URL, method, host, port or scheme
-/// while the cache key does not include them (cache-poisoning vectors): caje never forwards them.
+/// Request headers that make some origins answer for another URL, method, host, port, scheme or
+/// client address while the cache key does not include them (cache-poisoning and spoofing
+/// vectors): caje never forwards them.
 /// Frameworks read all of these (Symfony, Rails, Express, IIS, Spring): one stripped name is not
 /// enough when its sibling still reaches the origin.
 const UNKEYED_OVERRIDES: [HeaderName; 18] = [
@@ -79,8 +80,8 @@ pub fn remove_unkeyed_overrides(headers: &mut HeaderMap) {
     }
 }
 
-/// Removes `Content-Length` from a request on its way to an origin: the body caje sends decides
-/// the framing (hyper derives it), never a length copied from the client. A cache fetch sends no
+/// Removes `Content-Length` and `Transfer-Encoding` from a request on its way to an origin: the
+/// body caje sends decides the framing (hyper derives it), never a header copied from the client. A cache fetch sends no
 /// body, and hyper would write a client's `Content-Length: 5` as it is, leaving the origin waiting
 /// for five bytes that would be taken from the next request on the pooled connection.
 pub fn remove_framing(headers: &mut HeaderMap) {

@@ -83,3 +83,15 @@ async fn content_length_with_transfer_encoding_is_framed_by_the_coding_and_close
     ];
     refused_and_closed(&both, "200", 1).await;
 }
+
+#[tokio::test]
+async fn over_http2_a_refusal_is_a_well_formed_response() {
+    // HTTP/2 frames every message itself: the `Connection: close` of a refusal must not reach
+    // the wire there (it is a protocol error in HTTP/2), the status must.
+    let origin = TestOrigin::cacheable().await;
+    let node = site_node(&origin.url()).await;
+    let refused = caje_testkit::get_h2(&node.url("/front")).await;
+    assert_eq!(refused.status, 421);
+    assert_eq!(refused.header("connection"), None);
+    assert_eq!(origin.hits("/front"), 0);
+}
