@@ -57,18 +57,23 @@ async fn malformed_or_misdirected_requests_are_refused_and_close_the_connection(
         "GET http://site.test/front HTTP/1.1\r\nHost: other.test\r\n\r\n",
     ];
     refused_and_closed(&cases, "400", 0).await;
-    // A host no origin serves, by absolute-form target or by Host header.
-    let other_host = [
-        "GET http://other.test/front HTTP/1.1\r\nHost: other.test\r\n\r\n",
-        "GET /front HTTP/1.1\r\nHost: other.test\r\n\r\n",
+    // A host no origin serves (by absolute-form target or by Host header) is misdirected;
+    // CONNECT would open a tunnel through the origin, TRACE would echo what caje forwarded.
+    let misdirected_or_not_relayed = [
+        (
+            "421",
+            "GET http://other.test/front HTTP/1.1\r\nHost: other.test\r\n\r\n",
+        ),
+        ("421", "GET /front HTTP/1.1\r\nHost: other.test\r\n\r\n"),
+        (
+            "501",
+            "CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n",
+        ),
+        ("501", "TRACE /front HTTP/1.1\r\nHost: site.test\r\n\r\n"),
     ];
-    refused_and_closed(&other_host, "421", 0).await;
-    // CONNECT would open a tunnel through the origin; TRACE would echo what caje forwarded.
-    let not_relayed = [
-        "CONNECT site.test:443 HTTP/1.1\r\nHost: site.test:443\r\n\r\n",
-        "TRACE /front HTTP/1.1\r\nHost: site.test\r\n\r\n",
-    ];
-    refused_and_closed(&not_relayed, "501", 0).await;
+    for (status, front) in misdirected_or_not_relayed {
+        refused_and_closed(&[front], status, 0).await;
+    }
 }
 
 #[tokio::test]
@@ -77,11 +82,15 @@ async fn content_length_with_transfer_encoding_is_framed_by_the_coding_and_close
     // connection after answering. hyper resolves this before caje sees the request (it drops
     // the Content-Length), so caje cannot answer 400; what matters is that the body ends where
     // the chunked coding says and nothing after it on the connection is read as a request.
-    let both = [
-        "POST /front HTTP/1.1\r\nHost: site.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        "POST /front HTTP/1.1\r\nHost: site.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n",
-    ];
-    refused_and_closed(&both, "200", 1).await;
+    refused_and_closed(
+        &[
+            "POST /front HTTP/1.1\r\nHost: site.test\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
+            "POST /front HTTP/1.1\r\nHost: site.test\r\nTransfer-Encoding: chunked\r\nContent-Length: 60\r\n\r\n0\r\n\r\n",
+        ],
+        "200",
+        1,
+    )
+    .await;
 }
 
 #[tokio::test]
