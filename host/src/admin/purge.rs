@@ -226,3 +226,128 @@ async fn purge_files(cache: &Cache, targets: PurgeTargets, soft: bool) -> FilesS
         },
     }
 }
+
+#[cfg(test)]
+mod fuzz {
+    //! Property tests of the purge body's parsing: arbitrary bytes and JSON never panic, every
+    //! refusal says what to send, and valid selectors come back in the cache keys' form, stably.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    /// The body as the endpoint parses it: JSON, then exactly one valid selector.
+    fn parse(body: &[u8]) -> Result<(Selector, bool), String> {
+        let request: PurgeRequest = serde_json::from_slice(body).map_err(|e| e.to_string())?;
+        Ok((request.selector()?, request.soft))
+    }
+
+    fn json_value() -> impl Strategy<Value = serde_json::Value> {
+        let leaf = prop_oneof![
+            Just(serde_json::Value::Null),
+            any::<bool>().prop_map(serde_json::Value::from),
+            any::<i64>().prop_map(serde_json::Value::from),
+            "\\PC{0,24}".prop_map(serde_json::Value::from),
+            "(http|https|ftp)://[A-Za-z0-9.:\\[\\]@ -]{0,16}(/[\\PC]{0,8})?"
+                .prop_map(serde_json::Value::from),
+        ];
+        leaf.prop_recursive(2, 8, 4, |inner| {
+            prop::collection::btree_map(
+                prop_oneof![
+                    Just("url".to_owned()),
+                    Just("prefix".to_owned()),
+                    Just("tag".to_owned()),
+                    Just("soft".to_owned()),
+                    "[a-z]{1,6}"
+                ],
+                inner,
+                0..4,
+            )
+            .prop_map(|map| serde_json::Value::Object(map.into_iter().collect()))
+        })
+    }
+
+    fn host() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9]([a-zA-Z0-9-]{0,10}[a-zA-Z0-9])?(\\.[a-zA-Z]{2,6})?(:[0-9]{1,5})?"
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 1000, ..ProptestConfig::default() })]
+
+        #[test]
+        fn arbitrary_bodies_never_panic(body in prop::collection::vec(any::<u8>(), 0..128)) {
+            let _ = parse(&body);
+        }
+
+        #[test]
+        fn arbitrary_json_is_one_selector_or_a_reason(value in json_value()) {
+            let body = serde_json::to_vec(&value).expect("JSON");
+            match parse(&body) {
+                Ok((selector, _)) => {
+                    let given = ["url", "prefix", "tag"]
+                        .iter()
+                        .filter(|k| value.get(**k).is_some_and(|v| !v.is_null()))
+                        .count();
+                    prop_assert_eq!(given, 1, "{:?} from {}", selector, value);
+                }
+                Err(reason) => prop_assert!(!reason.is_empty()),
+            }
+        }
+
+        #[test]
+        fn valid_urls_and_prefixes_round_trip(
+            scheme in prop::sample::select(vec!["http", "https"]),
+            host in host(),
+            path in "(/[a-zA-Z0-9._~%-]{0,8}){0,3}(\\?[a-z0-9=&]{0,8})?",
+            soft in any::<bool>(),
+        ) {
+            let url = format!("{scheme}://{host}{path}");
+            let body = serde_json::json!({ "url": url, "soft": soft }).to_string();
+            let parsed = parse(body.as_bytes());
+            if let Ok((Selector::Url(canonical), parsed_soft)) = &parsed {
+                prop_assert_eq!(*parsed_soft, soft);
+                prop_assert_eq!(canonical, &expected_url(scheme, &host, &path));
+                // The canonical form is a fixed point: purging by it names the same pages.
+                let again = target::canonical_url(canonical);
+                prop_assert_eq!(again.as_ref(), Ok(canonical));
+            } else {
+                // Ports above 65535 are the only invalid URLs this strategy makes.
+                prop_assert!(host.rsplit_once(':').is_some_and(|(_, port)| port.parse::<u16>().is_err()), "{:?}: {:?}", url, parsed);
+            }
+            let prefix = format!("{scheme}://{host}/{}", path.trim_start_matches('/'));
+            let body = serde_json::json!({ "prefix": prefix }).to_string();
+            if let Ok((Selector::Prefix(canonical), _)) = parse(body.as_bytes()) {
+                let again = target::canonical_prefix(&canonical);
+                prop_assert_eq!(again.as_ref(), Ok(&canonical));
+            }
+        }
+
+        #[test]
+        fn tags_are_trimmed_and_kept(tag in "[ \t]{0,2}[a-zA-Z0-9:_-]{1,16}[ \t]{0,2}") {
+            let body = serde_json::json!({ "tag": tag }).to_string();
+            let parsed = parse(body.as_bytes());
+            prop_assert!(matches!(&parsed, Ok((Selector::Tag(t), false)) if t == tag.trim()), "{:?}", parsed);
+        }
+    }
+
+    /// What canonicalization should make of a generated URL: lower-case host, the port as a
+    /// number and none when it is the scheme's default, `/` for an empty path.
+    fn expected_url(scheme: &str, host: &str, path: &str) -> String {
+        let default = if scheme == "https" { 443 } else { 80 };
+        let host = host.to_ascii_lowercase();
+        let host = match host.rsplit_once(':') {
+            Some((name, port)) => match port.parse::<u16>() {
+                Ok(port) if port == default => name.to_owned(),
+                Ok(port) => format!("{name}:{port}"),
+                Err(_) => host.clone(),
+            },
+            None => host,
+        };
+        let path = if path.is_empty() || path.starts_with('?') {
+            format!("/{path}")
+        } else {
+            path.to_owned()
+        };
+        format!("{scheme}://{host}{path}")
+    }
+}

@@ -186,6 +186,10 @@ pub fn decode(file: &[u8]) -> Result<(Record, &[u8]), EntryError> {
     if file.len() < MAGIC.len() || &file[..MAGIC.len()] != MAGIC {
         return Err(EntryError::Foreign);
     }
+    // Checked before the trailer is sliced off the end: a file shorter than it has none.
+    if (file.len() as u64) < OVERHEAD {
+        return Err(EntryError::Truncated);
+    }
     let file_len = file.len() as u64;
     let (head_start, head_len, checksum) =
         parse_trailer(file_len, &file[file.len() - TRAILER_LEN as usize..])?;
@@ -213,4 +217,20 @@ pub fn encode(record: &Record, body: &[u8]) -> Vec<u8> {
     file.extend_from_slice(body);
     file.extend_from_slice(&trailer);
     file
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by `cache::fuzz`: a file holding the magic and less than a trailer made `decode`
+    /// slice before its start (a panic instead of a miss).
+    #[test]
+    fn a_file_shorter_than_a_trailer_is_truncated_not_a_panic() {
+        for extra in 0..TRAILER_LEN as usize {
+            let mut file = MAGIC.to_vec();
+            file.extend(std::iter::repeat_n(0u8, extra));
+            assert_eq!(decode(&file).unwrap_err(), EntryError::Truncated, "{extra}");
+        }
+    }
 }

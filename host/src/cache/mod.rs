@@ -6,6 +6,8 @@ pub mod detach;
 mod entry;
 mod fill;
 mod freshness;
+#[cfg(test)]
+mod fuzz;
 mod key;
 mod memory;
 mod purge;
@@ -410,7 +412,13 @@ pub enum BodySource {
     Stream(std::pin::Pin<Box<dyn Stream<Item = io::Result<Bytes>> + Send>>),
 }
 
-/// The request's values of the headers a response varies on (several lines joined with ", ").
+/// Request headers whose values are secrets: a response varying on them is keyed and matched by
+/// a digest of the value, which is all its entry records (the design's promise that `Cookie` and
+/// `Authorization` never reach the disk holds under `Vary: Cookie` too).
+const CREDENTIALS: [http::HeaderName; 2] = [http::header::COOKIE, http::header::AUTHORIZATION];
+
+/// The request's values of the headers a response varies on (several lines joined with ", "),
+/// credentials as `sha256:<hex>` of the joined value.
 pub fn vary_values(names: &[String], headers: &HeaderMap) -> Vec<(String, Option<Vec<u8>>)> {
     names
         .iter()
@@ -421,6 +429,11 @@ pub fn vary_values(names: &[String], headers: &HeaderMap) -> Vec<(String, Option
                 for more in values {
                     joined.extend_from_slice(b", ");
                     joined.extend_from_slice(more.as_bytes());
+                }
+                if CREDENTIALS.iter().any(|secret| secret == name.as_str()) {
+                    use sha2::Digest;
+                    joined = format!("sha256:{}", hex::encode(sha2::Sha256::digest(&joined)))
+                        .into_bytes();
                 }
                 joined
             });

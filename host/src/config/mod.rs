@@ -2,6 +2,8 @@
 //! Errors name the file, the key and the line, and say how to fix the value.
 
 mod error;
+#[cfg(test)]
+mod fuzz;
 pub(crate) mod units;
 
 use std::collections::BTreeMap;
@@ -358,7 +360,7 @@ impl Config {
 mod tests {
     use super::*;
 
-    const GOOD: &str = r#"
+    pub(super) const GOOD: &str = r#"
 listen = "127.0.0.1:8080"
 cache_dir = "var/cache"
 database = "var/manifest.db"

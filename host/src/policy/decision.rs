@@ -19,7 +19,7 @@ const MAX_TAG_LEN: usize = 128;
 
 /// Headers a policy may not set or remove: hop-by-hop and framing headers belong to the
 /// connection, and `host` follows from the origin the policy names.
-const RESERVED_HEADERS: [&str; 11] = [
+pub(super) const RESERVED_HEADERS: [&str; 11] = [
     "connection",
     "keep-alive",
     "proxy-connection",

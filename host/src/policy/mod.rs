@@ -13,6 +13,8 @@ mod config;
 mod decision;
 mod engine;
 mod failure;
+#[cfg(test)]
+mod fuzz;
 mod host;
 mod loader;
 mod memo;

@@ -24,9 +24,14 @@ pub struct CanonicalRequest {
     pub client: SocketAddr,
 }
 
-/// Why a request cannot be served at all (answered with 400).
+/// Why a request cannot be served at all (answered with [`BadRequest::status`]).
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum BadRequest {
+    /// CONNECT would make caje a tunnel to wherever the origin lets it reach (caje is a reverse
+    /// proxy, not a forward one); TRACE echoes the request as caje forwarded it, forwarding
+    /// headers and all, to a page that asked for it (cross-site tracing).
+    #[error("caje does not relay {0} requests")]
+    MethodNotRelayed(Method),
     #[error("the request has no Host header")]
     MissingHost,
     #[error("invalid Host {0:?}")]
@@ -39,6 +44,16 @@ pub enum BadRequest {
     AmbiguousLength,
 }
 
+impl BadRequest {
+    /// 501 for a method caje does not relay, 400 for the rest.
+    pub fn status(&self) -> http::StatusCode {
+        match self {
+            BadRequest::MethodNotRelayed(_) => http::StatusCode::NOT_IMPLEMENTED,
+            _ => http::StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
 impl CanonicalRequest {
     /// Takes the request's headers out of `parts` (the body stays with the caller).
     pub fn new(
@@ -46,6 +61,9 @@ impl CanonicalRequest {
         client: SocketAddr,
         scheme: &Scheme,
     ) -> Result<CanonicalRequest, BadRequest> {
+        if parts.method == Method::CONNECT || parts.method == Method::TRACE {
+            return Err(BadRequest::MethodNotRelayed(parts.method.clone()));
+        }
         let mut headers = std::mem::take(&mut parts.headers);
         if headers.contains_key(header::CONTENT_LENGTH)
             && headers.contains_key(header::TRANSFER_ENCODING)
@@ -81,6 +99,11 @@ impl CanonicalRequest {
         };
         let path_and_query = match parts.uri.path_and_query() {
             Some(pq) if pq.as_str().starts_with('/') => pq.clone(),
+            // `http://host?q`: an empty path is `/` (RFC 9112 §3.2.1), the query stays.
+            Some(pq) if pq.as_str().starts_with('?') => {
+                PathAndQuery::try_from(format!("/{}", pq.as_str()))
+                    .map_err(|_| BadRequest::UnsupportedTarget)?
+            }
             None => PathAndQuery::from_static("/"),
             Some(_) => return Err(BadRequest::UnsupportedTarget),
         };
@@ -213,23 +236,21 @@ mod tests {
         "127.0.0.1:5000".parse().unwrap()
     }
 
+    /// A GET of `uri` (with `host`) in `version`, canonicalized.
+    fn canonical(uri: &str, host: Option<&str>, version: http::Version) -> CanonicalRequest {
+        CanonicalRequest::new(&mut parts(uri, host, version), client(), &Scheme::HTTP).unwrap()
+    }
+
     #[test]
     fn http1_and_http2_forms_share_one_url() {
-        let h1 = CanonicalRequest::new(
-            &mut parts("/a?b=1", Some("Example.COM:80"), http::Version::HTTP_11),
-            client(),
-            &Scheme::HTTP,
-        )
-        .unwrap();
-        let h2 = CanonicalRequest::new(
-            &mut parts("http://example.com/a?b=1", None, http::Version::HTTP_2),
-            client(),
-            &Scheme::HTTP,
-        )
-        .unwrap();
+        let h1 = canonical("/a?b=1", Some("Example.COM:80"), http::Version::HTTP_11);
+        let h2 = canonical("http://example.com/a?b=1", None, http::Version::HTTP_2);
         assert_eq!(h1.url, "http://example.com/a?b=1");
         assert_eq!(h1.url, h2.url);
         assert_eq!(h2.headers.get("host").unwrap(), "example.com");
+        // Found by `admin::purge::fuzz`: an empty path before a query was refused.
+        let empty_path = canonical("http://example.com?b=1", None, http::Version::HTTP_11);
+        assert_eq!(empty_path.url, "http://example.com/?b=1");
     }
 
     #[test]

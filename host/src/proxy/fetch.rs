@@ -521,6 +521,9 @@ async fn buffer_failure(parts: response::Parts, mut body: Incoming, origin: &Ori
     };
     let mut headers = parts.headers;
     headers.remove(header::CONTENT_LENGTH);
+    // A failure is shared with every request coalesced on the fetch: none of them may receive
+    // the cookie the origin set for the client that led it.
+    headers.remove(header::SET_COOKIE);
     let body = if complete {
         buffered.freeze()
     } else {

@@ -17,9 +17,12 @@ const HOP_BY_HOP: [HeaderName; 9] = [
     header::UPGRADE,
 ];
 
-/// Request headers that make some origins answer for another URL, method or scheme while the cache
-/// key does not include them (cache-poisoning vectors): caje never forwards them.
-const UNKEYED_OVERRIDES: [HeaderName; 9] = [
+/// Request headers that make some origins answer for another URL, method, host, port, scheme or
+/// client address while the cache key does not include them (cache-poisoning and spoofing
+/// vectors): caje never forwards them.
+/// Frameworks read all of these (Symfony, Rails, Express, IIS, Spring): one stripped name is not
+/// enough when its sibling still reaches the origin.
+const UNKEYED_OVERRIDES: [HeaderName; 18] = [
     HeaderName::from_static("x-original-url"),
     HeaderName::from_static("x-rewrite-url"),
     HeaderName::from_static("x-http-method-override"),
@@ -28,16 +31,32 @@ const UNKEYED_OVERRIDES: [HeaderName; 9] = [
     HeaderName::from_static("x-forwarded-scheme"),
     HeaderName::from_static("x-forwarded-host"),
     HeaderName::from_static("x-forwarded-proto"),
+    HeaderName::from_static("x-forwarded-port"),
+    HeaderName::from_static("x-forwarded-prefix"),
+    HeaderName::from_static("x-forwarded-server"),
+    HeaderName::from_static("x-forwarded-ssl"),
+    HeaderName::from_static("x-host"),
+    HeaderName::from_static("x-original-host"),
+    HeaderName::from_static("x-url-scheme"),
+    HeaderName::from_static("front-end-https"),
+    HeaderName::from_static("x-real-ip"),
     header::FORWARDED,
 ];
 
 pub const VIA: &str = "1.1 caje";
 
 /// Removes hop-by-hop headers, including any the `Connection` header names.
+///
+/// A message framed by `Transfer-Encoding` also loses its `Content-Length`: the transfer coding
+/// overrides it (RFC 9112 §6.3), so the length describes nothing, and once the coding is gone it
+/// would be taken as the framing of the body caje relays (a truncated or desynchronized message).
 pub fn remove_hop_by_hop(headers: &mut HeaderMap) {
     // Most messages carry none: one pass of cheap comparisons, no removal, no allocation.
     if !headers.keys().any(|name| HOP_BY_HOP.contains(name)) {
         return;
+    }
+    if headers.contains_key(header::TRANSFER_ENCODING) {
+        headers.remove(header::CONTENT_LENGTH);
     }
     let listed: Vec<HeaderName> = headers
         .get_all(header::CONNECTION)
@@ -61,7 +80,18 @@ pub fn remove_unkeyed_overrides(headers: &mut HeaderMap) {
     }
 }
 
+/// Removes `Content-Length` and `Transfer-Encoding` from a request on its way to an origin: the
+/// body caje sends decides the framing (hyper derives it), never a header copied from the client. A cache fetch sends no
+/// body, and hyper would write a client's `Content-Length: 5` as it is, leaving the origin waiting
+/// for five bytes that would be taken from the next request on the pooled connection.
+pub fn remove_framing(headers: &mut HeaderMap) {
+    headers.remove(header::CONTENT_LENGTH);
+    headers.remove(header::TRANSFER_ENCODING);
+}
+
 /// Adds `Via`, `X-Forwarded-For/-Host/-Proto` to a request on its way to an origin.
+/// `X-Forwarded-For` is appended to (the last address is the one caje saw); `X-Forwarded-Host`
+/// and `-Proto` are replaced (the client's were removed with the unkeyed overrides).
 pub fn add_forwarding(headers: &mut HeaderMap, client: IpAddr, public_host: &str, scheme: &str) {
     let forwarded_for = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
         Some(previous) => format!("{previous}, {client}"),
@@ -178,5 +208,19 @@ mod tests {
         remove_hop_by_hop(&mut headers);
         assert_eq!(headers.len(), 1);
         assert!(headers.contains_key("content-type"));
+    }
+
+    #[test]
+    fn a_transfer_coding_overrides_a_content_length() {
+        let mut headers = map(&[
+            ("transfer-encoding", "chunked"),
+            ("content-length", "3"),
+            ("content-type", "text/plain"),
+        ]);
+        remove_hop_by_hop(&mut headers);
+        assert!(!headers.contains_key("content-length"));
+        let mut headers = map(&[("content-length", "3"), ("connection", "close")]);
+        remove_hop_by_hop(&mut headers);
+        assert_eq!(headers.get("content-length").unwrap(), "3");
     }
 }

@@ -211,6 +211,18 @@ pub fn error(status: StatusCode, message: &str) -> Response<Body> {
     response(status, headers, Body::full(format!("{message}\n")))
 }
 
+/// An [`error`] after which the connection is closed: the request was malformed or misdirected,
+/// so whatever follows it on the connection is not trusted to be the start of a request (a
+/// request smuggled behind it, or a client that cannot frame one). HTTP/2 has no such header:
+/// hyper drops it there, where framing cannot be ambiguous.
+pub fn error_closing(status: StatusCode, message: &str) -> Response<Body> {
+    let mut answer = error(status, message);
+    answer
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    answer
+}
+
 fn response(status: StatusCode, headers: HeaderMap, body: Body) -> Response<Body> {
     let mut response = Response::new(body);
     *response.status_mut() = status;

@@ -30,11 +30,12 @@ pub struct Route {
 
 impl Route {
     /// The headers of the request this route sends to the origin: the client's without
-    /// unkeyed overrides, with forwarding headers, then the policies' edits (which may
+    /// unkeyed overrides and framing (hyper frames the body caje sends), with forwarding headers, then the policies' edits (which may
     /// override caje's forwarding headers).
     pub fn origin_headers(&self, request: &CanonicalRequest) -> HeaderMap {
         let mut headers = self.unedited.as_ref().unwrap_or(&request.headers).clone();
         headers::remove_unkeyed_overrides(&mut headers);
+        headers::remove_framing(&mut headers);
         headers::add_forwarding(
             &mut headers,
             request.client.ip(),
@@ -71,7 +72,7 @@ impl Proxy {
     pub(super) fn route(&self, request: &mut CanonicalRequest) -> Routed {
         let Some(host_origin) = self.origins.for_host(&request.host, &self.default_origin) else {
             metrics::counter!("caje_requests_refused_total", "reason" => "host").increment(1);
-            return Routed::Answer(respond::error(
+            return Routed::Answer(respond::error_closing(
                 StatusCode::MISDIRECTED_REQUEST,
                 &format!("caje does not serve host {:?}", request.host),
             ));

@@ -37,7 +37,7 @@ impl Proxy {
         let (mut parts, body) = request.into_parts();
         let mut request = match CanonicalRequest::new(&mut parts, client, &self.scheme) {
             Ok(request) => request,
-            Err(err) => return respond::error(StatusCode::BAD_REQUEST, &err.to_string()),
+            Err(err) => return respond::error_closing(err.status(), &err.to_string()),
         };
         let (route, action) = match self.route(&mut request) {
             Routed::Go(route, action) => (route, action),
@@ -142,7 +142,12 @@ impl Proxy {
             }
             Freshness::StaleWhileRevalidate => {
                 metrics::counter!("caje_requests_total", "cache" => "stale").increment(1);
-                self.refresh_in_background(request, route, entry.clone());
+                // The refresh is a flight others join and its response is stored for everyone:
+                // like any shared fetch, it is never made with a client's credentials (the next
+                // request without them refreshes the entry).
+                if !request.headers.contains_key(header::AUTHORIZATION) {
+                    self.refresh_in_background(request, route, entry.clone());
+                }
                 XCache::Stale
             }
             Freshness::Stale => return None,
