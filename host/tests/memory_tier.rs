@@ -43,7 +43,11 @@ async fn twenty_thousand_small_entries_keep_memory_near_the_configured_size() {
         "RSS grew by {grown_mib} MiB over {FILLS} small fills with an 8 MiB memory tier"
     );
     let first = caje_testkit::get(&node.url("/fast?n=0")).await;
-    assert_eq!(first.text(), "fast page\n", "evicted entries are read back from disk");
+    assert_eq!(
+        first.text(),
+        "fast page\n",
+        "evicted entries are read back from disk"
+    );
 }
 
 fn rss_kib() -> i64 {
