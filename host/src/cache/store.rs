@@ -1,4 +1,7 @@
-//! The body store on the local filesystem: `cache_dir/ab/cd/<key>`, written to a temp file and renamed.
+//! The body store on the local filesystem: `cache_dir/ab/<key>`, written to a temp file and renamed.
+//!
+//! One level of 256 directories: a second level (65,536 directories) made a cold cache create a
+//! directory for almost every fill, doubling the inodes a fill allocates.
 //! A file that fails to decode or verify is removed and reported as absent, never served.
 
 use std::fs::{self, File, OpenOptions};
@@ -16,6 +19,8 @@ use super::entry::{self, EntryError, MAGIC, Record, TRAILER_LEN};
 use super::stored::{Entry, FileStamp, StoredBody};
 
 const TEMP_PREFIX: &str = ".tmp.";
+/// Hex digits of the URL digest that name an entry's directory.
+const SHARD_DIGITS: usize = 2;
 const VERIFY_CHUNK: usize = 1 << 20;
 
 pub struct DiskStore {
@@ -55,8 +60,11 @@ impl DiskStore {
     }
 
     fn shard(&self, key: &Key) -> PathBuf {
-        let digest = key.url_digest();
-        self.root.join(&digest[0..2]).join(&digest[2..4])
+        self.shard_of(key.url_digest())
+    }
+
+    fn shard_of(&self, url_digest: &str) -> PathBuf {
+        self.root.join(&url_digest[..SHARD_DIGITS])
     }
 
     pub fn path(&self, key: &Key) -> PathBuf {
@@ -66,18 +74,27 @@ impl DiskStore {
     /// A new temp file beside the key's final path (same directory, so the rename is atomic).
     pub fn create_temp(&self, key: &Key) -> io::Result<(File, PathBuf)> {
         let shard = self.shard(key);
-        fs::create_dir_all(&shard)?;
         let n = self.temp_counter.fetch_add(1, Ordering::Relaxed);
         let path = shard.join(format!(
             "{TEMP_PREFIX}{}.{}.{n}",
             key.as_str(),
             std::process::id()
         ));
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(&path)?;
+        let open = || {
+            OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path)
+        };
+        // The directory almost always exists: create it only when the open says it does not.
+        let file = match open() {
+            Err(err) if err.kind() == io::ErrorKind::NotFound => {
+                fs::create_dir_all(&shard)?;
+                open()?
+            }
+            opened => opened?,
+        };
         Ok((file, path))
     }
 
@@ -135,7 +152,7 @@ impl DiskStore {
 
     /// The keys of every file of one URL (all policy components and variants, and its vary record).
     pub fn keys_of_url(&self, url_digest: &str) -> io::Result<Vec<Key>> {
-        let shard = self.root.join(&url_digest[0..2]).join(&url_digest[2..4]);
+        let shard = self.shard_of(url_digest);
         let dir = match fs::read_dir(&shard) {
             Ok(dir) => dir,
             Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -189,7 +206,7 @@ impl DiskStore {
     }
 
     /// Like [`walk`](Self::walk), in key order, starting after `after` and stopping when `visit`
-    /// breaks. Keys sort by their URL digest, whose first four hex digits name the shard
+    /// breaks. Keys sort by their URL digest, whose first two hex digits name the shard
     /// directories, so whole directories before `after` are skipped without being read.
     pub fn walk_after(
         &self,
@@ -200,27 +217,21 @@ impl DiskStore {
         let after = after.map_or("", Key::as_str);
         // A directory is skipped when its name sorts before the same number of `after`'s digits.
         let before = |name: &str| name < &after[..name.len().min(after.len())];
-        for level1 in read_dir_sorted(&self.root)? {
-            let name1 = file_name(&level1);
-            if before(name1) {
+        for shard in read_dir_sorted(&self.root)? {
+            if before(file_name(&shard)) {
                 continue;
             }
-            for level2 in read_dir_sorted(&level1)? {
-                if before(&format!("{name1}{}", file_name(&level2))) {
-                    continue;
-                }
-                for file in read_dir_sorted(&level2)? {
-                    let name = file_name(&file);
-                    if name.starts_with(TEMP_PREFIX) {
-                        if sweep_temp && !name.contains(&self.instance) {
-                            let _ = fs::remove_file(&file);
-                        }
-                    } else if name > after
-                        && let Some(key) = Key::from_file_name(name)
-                        && visit(key, &file).is_break()
-                    {
-                        return Ok(());
+            for file in read_dir_sorted(&shard)? {
+                let name = file_name(&file);
+                if name.starts_with(TEMP_PREFIX) {
+                    if sweep_temp && !name.contains(&self.instance) {
+                        let _ = fs::remove_file(&file);
                     }
+                } else if name > after
+                    && let Some(key) = Key::from_file_name(name)
+                    && visit(key, &file).is_break()
+                {
+                    return Ok(());
                 }
             }
         }
