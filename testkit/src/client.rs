@@ -56,6 +56,18 @@ pub async fn get_with(url: &str, headers: &[(&str, &str)]) -> Reply {
 }
 
 /// Like [`get`], returning failures (see [`try_send`]).
+/// GETs `url` with `Host: host`, asserts a 200 and returns its `X-Cache` verdict.
+pub async fn x_cache_as(url: &str, host: &str) -> String {
+    let reply = get_with(url, &[("host", host)]).await;
+    assert_eq!(
+        reply.status,
+        http::StatusCode::OK,
+        "{url}: {}",
+        reply.text()
+    );
+    reply.x_cache().to_owned()
+}
+
 pub async fn try_get(url: &str) -> Result<Reply, String> {
     try_send(get_request(url, &[])).await
 }

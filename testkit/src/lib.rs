@@ -13,7 +13,7 @@ pub mod process;
 
 use std::time::{Duration, Instant};
 
-pub use client::{Reply, get, get_h2, get_with, open, send, try_get, try_send};
+pub use client::{Reply, get, get_h2, get_with, open, send, try_get, try_send, x_cache_as};
 pub use immutable::Immutable;
 pub use node::TestNode;
 pub use origin::{TestOrigin, respond};

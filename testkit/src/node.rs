@@ -137,6 +137,12 @@ impl TestNode {
 
     /// Every regular file in the cache directory's shard directories (entries and temp files;
     /// not the node's own state files at the top of the directory).
+    /// Whether this node's disk holds a file of `url` (any policy key or variant).
+    pub fn holds(&self, url: &str) -> bool {
+        let keys = self.node().proxy.cache().keys_of_url(url);
+        !keys.expect("read the cache directory").is_empty()
+    }
+
     pub fn cache_files(&self) -> Vec<PathBuf> {
         fn walk(dir: &Path, found: &mut Vec<PathBuf>) {
             let Ok(items) = std::fs::read_dir(dir) else {

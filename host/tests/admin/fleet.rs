@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use caje_testkit::{TestNode, TestOrigin, eventually, get_with, respond};
+use caje_testkit::{TestNode, TestOrigin, eventually, respond, x_cache_as};
 use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -54,17 +54,18 @@ async fn pair(origin: &str, populate: &str) -> (TestNode, TestNode) {
     (a, b)
 }
 
-/// GETs `path` from `node` as [`HOST`]; returns the `X-Cache` verdict of a 200.
-async fn fetch(node: &TestNode, path: &str) -> String {
-    let reply = get_with(&node.url(path), &[("host", HOST)]).await;
-    assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
-    reply.x_cache().to_owned()
+/// The origin's page at `path`: cacheable for ten minutes, its body the path.
+fn page(path: &str) -> http::Response<caje::proxy::Body> {
+    respond(200, &[("cache-control", "max-age=600")], path)
 }
 
-/// Whether `node` holds a file of the page at `path`.
+/// GETs `path` from `node` as [`HOST`]; returns the `X-Cache` verdict of a 200.
+async fn fetch(node: &TestNode, path: &str) -> String {
+    x_cache_as(&node.url(path), HOST).await
+}
+
 fn holds(node: &TestNode, path: &str) -> bool {
-    let keys = node.node().proxy.cache().keys_of_url(&url(path));
-    !keys.expect("read the cache directory").is_empty()
+    node.holds(&url(path))
 }
 
 /// Whether `node`'s copy of the page at `path` is fresh; `None` when it holds none.
@@ -212,11 +213,7 @@ async fn warming_never_runs_more_fetches_than_its_concurrency() {
             seen.max.fetch_max(now, Ordering::SeqCst);
             tokio::time::sleep(Duration::from_millis(50)).await;
             seen.now.fetch_sub(1, Ordering::SeqCst);
-            respond(
-                200,
-                &[("cache-control", "max-age=600")],
-                request.uri().path(),
-            )
+            page(request.uri().path())
         }
     })
     .await;
@@ -281,11 +278,7 @@ async fn a_failing_origin_is_left_alone_and_warmed_once_it_recovers() {
                 counter.fetch_add(1, Ordering::SeqCst);
                 return respond(503, &[], "down for maintenance");
             }
-            respond(
-                200,
-                &[("cache-control", "max-age=600")],
-                request.uri().path(),
-            )
+            page(request.uri().path())
         }
     })
     .await;
@@ -403,7 +396,7 @@ impl HeldOrigin {
                 if path == held_path && holding.load(Ordering::SeqCst) {
                     released.notified().await;
                 }
-                respond(200, &[("cache-control", "max-age=600")], &path)
+                page(&path)
             }
         })
         .await;

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use caje_testkit::litefs::{Cluster, Node as LitefsNode};
-use caje_testkit::{TestNode, TestOrigin, get_with, send};
+use caje_testkit::{TestNode, TestOrigin, send, x_cache_as};
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use serde_json::{Value, json};
@@ -27,14 +27,11 @@ fn url(path: &str) -> String {
 }
 
 async fn fetch(node: &TestNode, path: &str) -> String {
-    let reply = get_with(&node.url(path), &[("host", HOST)]).await;
-    assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.text());
-    reply.x_cache().to_owned()
+    x_cache_as(&node.url(path), HOST).await
 }
 
 fn holds(node: &TestNode, path: &str) -> bool {
-    let keys = node.node().proxy.cache().keys_of_url(&url(path));
-    !keys.expect("read the cache directory").is_empty()
+    node.holds(&url(path))
 }
 
 async fn wait_until_held(node: &TestNode, path: &str, held: bool) {
