@@ -78,7 +78,7 @@ impl DiskStore {
         let path = shard.join(format!(
             "{TEMP_PREFIX}{}.{}.{n}",
             key.as_str(),
-            std::process::id()
+            self.instance
         ));
         let open = || {
             OpenOptions::new()

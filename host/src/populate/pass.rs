@@ -126,14 +126,17 @@ impl Warmer {
                     break;
                 }
             };
-            let held = self.held_until(&page.rows).await;
-            for (row, held_until) in page.rows.into_iter().zip(held) {
+            // This node's own rows are counted and left before their files are looked at.
+            let (own, rows): (Vec<_>, Vec<_>) = page
+                .rows
+                .into_iter()
+                .partition(|row| scope.skip_session.as_ref() == Some(&row.session));
+            tally.report.examined += own.len() as u64;
+            tally.report.own += own.len() as u64;
+            let held = self.held_until(&rows).await;
+            for (row, held_until) in rows.into_iter().zip(held) {
                 tally.report.examined += 1;
                 let now = SystemTime::now();
-                if scope.skip_session.as_ref() == Some(&row.session) {
-                    tally.report.own += 1;
-                    continue;
-                }
                 if row.record.expires_at <= now {
                     tally.report.expired += 1;
                     continue;

@@ -1,11 +1,18 @@
 //! `clear-fs`, `clear-db` and `populate`: each touches only its own side, and a node with an
 //! empty cache fills it from what another node recorded in the shared manifest.
 
+use std::convert::Infallible;
+use std::sync::Arc;
 use std::time::Duration;
 
-use caje_testkit::{TestOrigin, get, get_with, respond};
+use bytes::Bytes;
+use caje::proxy::Body;
+use caje_testkit::{TestOrigin, eventually_async, get, get_with, respond};
+use futures_util::StreamExt;
 use http::StatusCode;
+use http_body_util::BodyExt;
 use serde_json::json;
+use tokio::sync::Notify;
 
 use crate::support::{self, TOKEN, assert_error, base, call, flush, list_all, post};
 
@@ -177,4 +184,43 @@ async fn without_a_manifest_clear_db_and_populate_say_so_and_purge_reads_the_dis
     assert_eq!(answer["files"], json!({ "status": "done", "files": 2 }));
     assert_eq!(get(&node.url("/m/1")).await.x_cache(), "HIT");
     assert_eq!(get(&node.url("/n/1")).await.x_cache(), "MISS");
+}
+
+#[tokio::test]
+async fn clear_fs_lets_a_running_fill_finish_and_store_its_entry() {
+    let release = Arc::new(Notify::new());
+    let gate = Arc::clone(&release);
+    let origin = TestOrigin::start(move |_| {
+        let gate = Arc::clone(&gate);
+        async move {
+            // The second half waits until the test has cleared the node's files.
+            let halves = futures_util::stream::iter(0..2).then(move |half| {
+                let gate = Arc::clone(&gate);
+                async move {
+                    if half == 1 {
+                        gate.notified().await;
+                    }
+                    Ok::<_, Infallible>(Bytes::from_static(b"half;"))
+                }
+            });
+            http::Response::builder()
+                .header("cache-control", "max-age=600")
+                .body(Body::stream(halves))
+                .unwrap()
+        }
+    })
+    .await;
+    let node = support::start(&origin.url(), "", "").await;
+    let filling = caje_testkit::open(&node.url("/running")).await;
+    assert_eq!(filling.headers()["x-cache"], "MISS");
+    let (status, answer) = post(&node, "/_caje/clear-fs", "").await;
+    assert_eq!(status, StatusCode::OK, "{answer}");
+    release.notify_one();
+    let body = filling.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(body, "half;half;");
+    eventually_async("the fill to be stored", Duration::from_secs(10), || async {
+        get(&node.url("/running")).await.x_cache() == "HIT"
+    })
+    .await;
+    assert_eq!(origin.hits("/running"), 1);
 }
