@@ -78,8 +78,12 @@ fn served_body(file: &[u8], memory_max: u64) -> Option<Vec<u8>> {
     let path = store.path(&key);
     std::fs::create_dir_all(path.parent().expect("shard")).expect("shard dir");
     std::fs::write(&path, file).expect("write entry");
+    let opened = store
+        .open_entry(&key)
+        .expect("no I/O error on a temp dir")
+        .expect("the entry was just written");
     let loaded = store
-        .load(&key, memory_max)
+        .load_opened(&key, &opened, memory_max)
         .expect("no I/O error on a temp dir");
     let served = match loaded {
         None => {

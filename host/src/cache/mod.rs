@@ -150,12 +150,23 @@ impl Cache {
         if let Some(slot) = self.memory_slot(key) {
             return Some(slot);
         }
+        // Most keys that miss the memory tier have no file either. Finding that out is one
+        // directory lookup, cheap enough for the runtime's thread; reading and verifying a file
+        // that exists stays on the blocking pool.
+        let file = match self.inner.store.open_entry(key) {
+            Ok(Some(file)) => file,
+            Ok(None) => return None,
+            Err(err) => {
+                self.store_failed("read", key.as_str(), &err);
+                return None;
+            }
+        };
         let inner = self.inner.clone();
         let owned_key = key.clone();
         let loaded = tokio::task::spawn_blocking(move || {
             inner
                 .store
-                .load(&owned_key, inner.config.memory_max_object.0)
+                .load_opened(&owned_key, &file, inner.config.memory_max_object.0)
         })
         .await
         .unwrap_or_else(|join| Err(io::Error::other(join)));

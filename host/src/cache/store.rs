@@ -119,15 +119,25 @@ impl DiskStore {
         fs::rename(temp, self.path(key))
     }
 
-    /// Reads and verifies a key's file. Corrupt or foreign files are removed and reported as `Ok(None)`.
-    pub fn load(&self, key: &Key, memory_max_object: u64) -> io::Result<Option<Loaded>> {
+    /// Opens a key's file: `Ok(None)` when there is none.
+    pub fn open_entry(&self, key: &Key) -> io::Result<Option<File>> {
+        match File::open(self.path(key)) {
+            Ok(file) => Ok(Some(file)),
+            Err(err) if err.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Reads and verifies a key's file that [`open_entry`](Self::open_entry) returned. Corrupt or
+    /// foreign files are removed and reported as `Ok(None)`.
+    pub fn load_opened(
+        &self,
+        key: &Key,
+        file: &File,
+        memory_max_object: u64,
+    ) -> io::Result<Option<Loaded>> {
         let path = self.path(key);
-        let file = match File::open(&path) {
-            Ok(file) => file,
-            Err(err) if err.kind() == io::ErrorKind::NotFound => return Ok(None),
-            Err(err) => return Err(err),
-        };
-        match read_verified(key, &path, &file, memory_max_object) {
+        match read_verified(key, &path, file, memory_max_object) {
             Ok(loaded) => Ok(Some(loaded)),
             Err(LoadError::Io(err)) => Err(err),
             Err(LoadError::Entry(err)) => {
