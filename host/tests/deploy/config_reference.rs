@@ -83,11 +83,11 @@ fn keys_under(table: Vec<String>, keys: &mut BTreeSet<String>) {
     }
 }
 
-/// The keys the README's configuration table documents: the backticked names in each row's
-/// first cell, `[table] key` or a bare `key` (a top-level key, or another key of the table named
-/// earlier in the cell, as in `` `[manifest] retry_min` / `retry_max` ``).
-fn readme_keys() -> BTreeSet<String> {
-    let mut keys = BTreeSet::new();
+/// The keys the README's configuration table documents, in its order: the backticked names in
+/// each row's first cell, `[table] key` or a bare `key` (a top-level key, or another key of the
+/// table named earlier in the cell, as in `` `[manifest] retry_min` / `retry_max` ``).
+fn readme_keys() -> Vec<String> {
+    let mut keys = Vec::new();
     for row in readme_section("Configuration")
         .iter()
         .filter(|line| line.starts_with("| `"))
@@ -113,7 +113,7 @@ fn readme_keys() -> BTreeSet<String> {
                 }
                 None => name.trim(),
             };
-            keys.insert(if table.is_empty() {
+            keys.push(if table.is_empty() {
                 key.to_owned()
             } else {
                 format!("{table}.{key}")
@@ -131,7 +131,8 @@ fn the_readme_documents_every_config_key_and_only_those() {
     for known in ["listen", "origins.*.url", "cache.fsync", "admin.token_file"] {
         assert!(code.contains(known), "the probe missed {known}: {code:?}");
     }
-    let readme = readme_keys();
+    let rows = readme_keys();
+    let readme: BTreeSet<String> = rows.iter().cloned().collect();
     let undocumented: Vec<&String> = code.difference(&readme).collect();
     let unknown: Vec<&String> = readme.difference(&code).collect();
     assert!(
@@ -139,4 +140,35 @@ fn the_readme_documents_every_config_key_and_only_those() {
         "README.md's configuration table lacks {undocumented:?} and names keys caje does not \
          read: {unknown:?}"
     );
+}
+
+/// The top-level table a key belongs to (`policies` for `policies.modules.*.failure`; top-level
+/// keys belong to none).
+fn top_table(key: &str) -> Option<&str> {
+    key.split_once('.').map(|(table, _)| table)
+}
+
+#[test]
+fn the_readme_documents_each_config_key_once_with_each_table_in_one_block() {
+    let rows = readme_keys();
+    let mut seen = BTreeSet::new();
+    let twice: Vec<&String> = rows.iter().filter(|key| !seen.insert(*key)).collect();
+    assert!(
+        twice.is_empty(),
+        "README.md's configuration table documents these keys more than once: {twice:?}"
+    );
+    let mut finished: BTreeSet<Option<&str>> = BTreeSet::new();
+    for pair in rows.windows(2) {
+        let (this, next) = (top_table(&pair[0]), top_table(&pair[1]));
+        if this != next {
+            finished.insert(this);
+            assert!(
+                !finished.contains(&next),
+                "README.md's configuration table: the rows of [{}] are split ({} comes after \
+                 other tables); keep each table's rows together",
+                next.unwrap_or("top level"),
+                pair[1]
+            );
+        }
+    }
 }

@@ -1,11 +1,13 @@
 //! The deployment's files agree with each other, with caje's code and with the README: fly.toml,
-//! litefs.yml, caje.fly.toml, caje.toml and the Dockerfile, whose build commands are the README's.
+//! litefs.yml, caje.fly.toml, caje.toml and the Dockerfile, whose build commands are the README's;
+//! the README's configuration and metrics tables name what the code reads and registers.
 //! Nothing here needs Docker or Fly; LiteFS runs this same litefs.yml in the `litefs` tests.
 
 mod config_reference;
 mod dockerfile;
 mod files;
 mod image;
+mod metrics_reference;
 
 use std::path::{Path, PathBuf};
 
