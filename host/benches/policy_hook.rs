@@ -90,6 +90,7 @@ fn hooks(c: &mut Criterion) {
     let response = ResponseView {
         status: StatusCode::OK,
         headers: &response_headers,
+        origin: "default",
     };
     let decision = RequestDecision::default_for(&method, "default");
     let verdict = CacheVerdict::new(true, Duration::from_secs(60));
