@@ -130,7 +130,10 @@ impl Module {
             exports.implemented_hooks(store)
         })
         .map(|(outcome, _)| outcome.value)
-        .map_err(|failure| format!("failed when asked which hooks it implements: {failure}"))
+        .map_err(|failure| {
+            // The SDK answers by calling each hook once on a made-up request of its own.
+            format!("failed its smoke call (implemented-hooks, for GET {SMOKE_URL}): {failure}")
+        })
     }
 
     fn smoke_test(&self) -> Result<(), String> {

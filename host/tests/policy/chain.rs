@@ -46,7 +46,7 @@ fn modules_run_in_file_name_order_and_see_the_previous_decision() {
         )
         .unwrap();
     assert_eq!(verdict.ttl, Duration::from_secs(300));
-    assert_eq!(verdict.tags, ["seen-ttl=300"]);
+    assert_eq!(verdict.tags, ["seen-ttl=300", "seen-from=default"]);
 }
 
 #[test]
@@ -101,8 +101,12 @@ fn status_lists_modules_with_their_counters() {
     TestRequest::get("https://example.com/api/x")
         .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::ZERO))
         .unwrap();
+    // route-by-path implements on-request only, tag-by-path on-response only: neither is
+    // called for the other hook.
     let route = status(&policies, "10-route.wasm");
     assert_eq!(route.state, ModuleState::Active);
+    assert_eq!(route.world.as_deref(), Some("caje:policy@0.2.0"));
+    assert_eq!(route.hooks, ["on-request"]);
     assert_eq!(route.digest, Some(super::digest_of("route-by-path")));
     assert!(route.loaded_at.is_some());
     assert_eq!(
@@ -112,14 +116,15 @@ fn status_lists_modules_with_their_counters() {
             route.timeouts,
             route.invalid_decisions
         ),
-        (4, 0, 0, 0)
+        (3, 0, 0, 0)
     );
     assert_eq!(route.error, None);
     let json = serde_json::to_value(policies.status()).unwrap();
     assert_eq!(json[1]["file"], "20-tag.wasm");
     assert_eq!(json[1]["state"], "active");
     assert_eq!(json[1]["failure_mode"], "open");
-    assert_eq!(json[1]["calls"], 4);
+    assert_eq!(json[1]["hooks"], serde_json::json!(["on-response"]));
+    assert_eq!(json[1]["calls"], 1);
 }
 
 #[test]

@@ -22,11 +22,15 @@ fn check_accepts_a_policy_and_shows_its_world() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     assert!(
-        stdout.starts_with("ok: route_by_path.wasm is a caje policy (caje:policy/hooks@0.1.0)"),
+        stdout.starts_with("ok: route_by_path.wasm is a caje policy (caje:policy/hooks@0.2.0)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("imports:    caje:policy/types@0.1.0\n"),
+        stdout.contains("  world:      caje:policy@0.2.0\n  hooks:      on-request\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("imports:    caje:policy/types@0.2.0\n"),
         "{stdout}"
     );
     assert!(stdout.contains("wasi:cli/stderr@"), "{stdout}");
@@ -34,7 +38,10 @@ fn check_accepts_a_policy_and_shows_its_world() {
         stdout.contains("(traps if called: policies get no WASI)"),
         "{stdout}"
     );
-    assert!(stdout.contains("smoke call: passed"), "{stdout}");
+    assert!(
+        stdout.contains("smoke call: passed (on-request for GET https://caje.invalid/)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -54,7 +61,7 @@ fn check_refuses_garbage_and_other_versions() {
     let output = caje(&["policy", "check", future.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("was built against caje:policy@0.2.0"),
+        text(&output.stderr).contains("was built against caje:policy@0.3.0"),
         "{}",
         text(&output.stderr)
     );

@@ -182,7 +182,7 @@ fn check_verdict(expect: &Expect, observed: &Observed, out: &mut Mismatches) {
 }
 
 fn check_delivery(expect: &Expect, observed: &Observed, out: &mut Mismatches) {
-    let missing = "(none: nothing was delivered)";
+    let missing = "(none: nothing was delivered: the case has no [case.response] or origin_error)";
     out.check(
         "outcome",
         expect.outcome.as_ref(),

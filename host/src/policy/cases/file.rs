@@ -104,27 +104,6 @@ pub(crate) struct Expect {
     pub failures: Vec<String>,
 }
 
-impl Expect {
-    /// The keys that need something to be delivered: an origin answer or a synthetic response.
-    pub fn needs_a_response(&self) -> Option<&'static str> {
-        [
-            ("store", self.store.is_some()),
-            ("ttl", self.ttl.is_some()),
-            ("stale_while_revalidate", self.stale_while_revalidate.is_some()),
-            ("stale_if_error", self.stale_if_error.is_some()),
-            ("tags", self.tags.is_some()),
-            ("stored_headers", !self.stored_headers.is_empty()),
-            ("outcome", self.outcome.is_some()),
-            ("status", self.status.is_some()),
-            ("delivered_headers", !self.delivered_headers.is_empty()),
-            ("body", self.body.is_some()),
-            ("body_contains", self.body_contains.is_some()),
-        ]
-        .into_iter()
-        .find_map(|(key, set)| set.then_some(key))
-    }
-}
-
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawFile {
@@ -307,17 +286,6 @@ fn check_case(case: RawCase, text: &str) -> Result<Case, Problem> {
         (None, None) => None,
     };
     let expect = check_expect(case.expect)?;
-    if origin.is_none()
-        && expect.action != Some(ActionName::Respond)
-        && let Some(key) = expect.needs_a_response()
-    {
-        return Err((
-            None,
-            format!("expect.{key}"),
-            "needs something to deliver: add a [case.response] (or origin_error), or expect action = \"respond\""
-                .to_owned(),
-        ));
-    }
     Ok(Case {
         name: case.name,
         request,
@@ -424,7 +392,7 @@ fn header_expectations(
 mod tests {
     use super::*;
 
-    fn error(text: &str) -> String {
+    fn refusal(text: &str) -> String {
         parse(text, Path::new("cases.toml")).unwrap_err()
     }
 
@@ -494,55 +462,54 @@ body_contains = "Back soon"
     #[test]
     fn type_errors_name_the_line_the_case_and_the_key() {
         let text = GOOD.replace("ttl = \"1m\"", "ttl = \"1 parsec\"");
-        let error = error(&text);
+        let error = refusal(&text);
         assert!(
             error.starts_with(
-                "cases.toml:17: case 1 \"api goes to the api origin\": `case.expect.ttl`: invalid duration \"1 parsec\""
+                "cases.toml:16: case 1 \"api goes to the api origin\": `case.expect.ttl`: invalid duration \"1 parsec\""
             ),
             "{error}"
         );
         let text = GOOD.replace("status = 503", "statuss = 503");
         assert!(
-            error(&text).starts_with(
+            refusal(&text).starts_with(
                 "cases.toml:25: case 2 \"the origin is down\": `case.expect.statuss`: unknown field `statuss`"
             ),
             "{}",
-            error(&text)
+            refusal(&text)
         );
         let text = GOOD.replace("server = false", "server = 7");
         assert!(
-            error(&text).contains("expected a header value (a string), a list of values, or true (present) / false (absent)"),
+            refusal(&text).contains("expected a header value (a string), a list of values, or true (present) / false (absent)"),
             "{}",
-            error(&text)
+            refusal(&text)
         );
     }
 
     #[test]
     fn semantic_errors_name_the_case_and_the_key() {
         let text = GOOD.replace("GET https://example.com/api", "GET /api");
-        let error = error(&text);
+        let error = refusal(&text);
         assert!(
-            error.starts_with("cases.toml:7: case 1 \"api goes to the api origin\": `request`: invalid URL \"/api/users?utm_source=x\": it must be absolute"),
+            error.starts_with("cases.toml:6: case 1 \"api goes to the api origin\": `request`: invalid URL \"/api/users?utm_source=x\": it must be absolute"),
             "{error}"
         );
         let text = GOOD.replace("cookie = \"a=b\"", "cookie = \"a\\nb\"");
         assert!(
-            self::error(&text).contains("`headers.cookie`: \"a\\nb\" is not a valid header value"),
+            refusal(&text).contains("`headers.cookie`: \"a\\nb\" is not a valid header value"),
             "{}",
-            self::error(&text)
+            refusal(&text)
         );
-        let text = GOOD.replace("origin_error = \"timeout\"", "");
+        let text = GOOD.replace("origin_error = \"timeout\"", "origin_error = \"timeout\"\n[case.response]");
         assert_eq!(
-            self::error(&text),
-            "cases.toml: case 2 \"the origin is down\": `expect.status`: needs something to deliver: \
-             add a [case.response] (or origin_error), or expect action = \"respond\""
+            refusal(&text),
+            "cases.toml: case 2 \"the origin is down\": `origin_error`: a case has either a [case.response] or an origin_error, not both"
         );
         let text = GOOD.replace("status = 200", "status = 99");
         assert!(
-            self::error(&text).contains("`response.status`: 99 is not a status caje can receive"),
+            refusal(&text).contains("`response.status`: 99 is not a status caje can receive"),
             "{}",
-            self::error(&text)
+            refusal(&text)
         );
-        assert!(self::error("origins = []").contains("no cases"));
+        assert!(refusal("origins = []").contains("no cases"));
     }
 }

@@ -1,8 +1,10 @@
 //! Records what it was given, so a test can see what each module received: on-request appends
-//! `seen-origin=<origin>` to the cache key (and `seen-url=<path?query>` when an earlier module
-//! normalised the URL); on-response tags `seen-ttl=<seconds>` and `seen-from=<origin>`;
-//! on-deliver sets `x-probe-outcome` and `x-probe-server` (the `server` header it saw, or
-//! `absent`); on-error adds `x-probe-saw: <status>` to the response it was given.
+//! `seen-origin=<origin>` to the cache key, `seen-url=<path?query>` when an earlier module
+//! normalised the URL and `seen-query=<query>` when the request it sees has a query;
+//! on-response tags `seen-ttl=<seconds>` and `seen-from=<origin>` and sets the stored header
+//! `x-probe-stored: 1`; on-deliver sets `x-probe-outcome` and `x-probe-server` (the `server`
+//! header it saw, or `absent`); on-error adds `x-probe-saw: <status>` to the response it was
+//! given.
 
 use caje_policy::{
     CacheOutcome, CacheVerdict, ClientResponse, HeaderEdits, OriginError, Policy, Request,
@@ -24,14 +26,14 @@ fn outcome_name(outcome: CacheOutcome) -> &'static str {
 }
 
 impl Policy for Probe {
-    fn on_request(_req: &Request, current: RequestDecision) -> RequestDecision {
+    fn on_request(req: &Request, current: RequestDecision) -> RequestDecision {
         let seen = format!("seen-origin={}", current.origin);
         let seen_url = current.url.as_ref().map(|url| format!("seen-url={url}"));
-        let decision = current.with_cache_key(seen);
-        match seen_url {
-            Some(seen_url) => decision.with_cache_key(seen_url),
-            None => decision,
-        }
+        let seen_query = req.query().map(|query| format!("seen-query={query}"));
+        [seen_url, seen_query]
+            .into_iter()
+            .flatten()
+            .fold(current.with_cache_key(seen), RequestDecision::with_cache_key)
     }
 
     fn on_response(_req: &Request, resp: &Response, current: CacheVerdict) -> CacheVerdict {
@@ -39,6 +41,7 @@ impl Policy for Probe {
         current
             .with_tag(seen)
             .with_tag(format!("seen-from={}", resp.origin()))
+            .set_stored_header("x-probe-stored", "1")
     }
 
     fn on_deliver(_req: &Request, resp: &ClientResponse) -> HeaderEdits {
@@ -79,9 +82,10 @@ mod tests {
         let decision = Probe::on_request(&req, RequestDecision::new("api"));
         assert_eq!(decision.cache_key, ["seen-origin=api"]);
         let normalized = RequestDecision::new("api").with_url(PathAndQuery::new("/a", Some("b=1")));
+        let req_seen = Request::new("GET", "https://h/a?b=1");
         assert_eq!(
-            Probe::on_request(&req, normalized).cache_key,
-            ["seen-origin=api", "seen-url=/a?b=1"]
+            Probe::on_request(&req_seen, normalized).cache_key,
+            ["seen-origin=api", "seen-url=/a?b=1", "seen-query=b=1"]
         );
         let verdict = CacheVerdict::new(true, Duration::from_secs(90));
         assert_eq!(
