@@ -488,8 +488,8 @@ mod tests {
         let kept = RequestDecision::new("default").normalize_url(&clean, |url| url.sorted_params());
         assert_eq!(kept.url, None);
         let tracked = Request::new("GET", "https://h/a?gclid=7&x=1");
-        let cleaned =
-            RequestDecision::new("default").normalize_url(&tracked, |url| url.without_params(&["gclid"]));
+        let cleaned = RequestDecision::new("default")
+            .normalize_url(&tracked, |url| url.without_params(&["gclid"]));
         assert_eq!(cleaned.url, Some(PathAndQuery::new("/a", Some("x=1"))));
     }
 }

@@ -47,7 +47,10 @@ mod tests {
 
     #[test]
     fn the_status_caje_would_send() {
-        assert_eq!(OriginError::new("o", OriginFailure::Unreachable).status(), 502);
+        assert_eq!(
+            OriginError::new("o", OriginFailure::Unreachable).status(),
+            502
+        );
         assert_eq!(OriginError::new("o", OriginFailure::Timeout).status(), 504);
         assert_eq!(
             OriginError::new("o", OriginFailure::ErrorStatus(503)).status(),

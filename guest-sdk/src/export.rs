@@ -25,7 +25,7 @@ pub trait Policy {
     /// add cache-key components, edit the origin request's headers or normalise its URL.
     fn on_request(req: &Request<'_>, current: RequestDecision) -> RequestDecision {
         let _ = req;
-        default_ran::<Self>(Hook::OnRequest);
+        default_ran::<Self>(Hook::Request);
         current
     }
 
@@ -34,7 +34,7 @@ pub trait Policy {
     /// how long to store it, and edits of the headers stored.
     fn on_response(req: &Request<'_>, resp: &Response<'_>, current: CacheVerdict) -> CacheVerdict {
         let _ = (req, resp);
-        default_ran::<Self>(Hook::OnResponse);
+        default_ran::<Self>(Hook::Response);
         current
     }
 
@@ -59,7 +59,7 @@ pub trait Policy {
     /// ```
     fn on_deliver(req: &Request<'_>, resp: &ClientResponse<'_>) -> HeaderEdits {
         let _ = (req, resp);
-        default_ran::<Self>(Hook::OnDeliver);
+        default_ran::<Self>(Hook::Deliver);
         HeaderEdits::new()
     }
 
@@ -91,7 +91,7 @@ pub trait Policy {
         current: Option<SyntheticResponse>,
     ) -> Option<SyntheticResponse> {
         let _ = (req, error);
-        default_ran::<Self>(Hook::OnError);
+        default_ran::<Self>(Hook::Error);
         current
     }
 }
@@ -153,10 +153,10 @@ macro_rules! export {
 /// A hook, as the identity defaults report themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Hook {
-    OnRequest,
-    OnResponse,
-    OnDeliver,
-    OnError,
+    Request,
+    Response,
+    Deliver,
+    Error,
 }
 
 thread_local! {
@@ -181,16 +181,20 @@ pub fn implemented_hooks<P: Policy>() -> wit::HookSet {
         DEFAULT_RAN.get() != Some((type_name::<P>(), hook))
     };
     wit::HookSet {
-        on_request: implements(Hook::OnRequest, &|| {
+        on_request: implements(Hook::Request, &|| {
             P::on_request(&req, RequestDecision::new("default"));
         }),
-        on_response: implements(Hook::OnResponse, &|| {
-            P::on_response(&req, &Response::new(200), CacheVerdict::new(true, Duration::ZERO));
+        on_response: implements(Hook::Response, &|| {
+            P::on_response(
+                &req,
+                &Response::new(200),
+                CacheVerdict::new(true, Duration::ZERO),
+            );
         }),
-        on_deliver: implements(Hook::OnDeliver, &|| {
+        on_deliver: implements(Hook::Deliver, &|| {
             P::on_deliver(&req, &ClientResponse::new(200, CacheOutcome::Miss));
         }),
-        on_error: implements(Hook::OnError, &|| {
+        on_error: implements(Hook::Error, &|| {
             let error = OriginError::new("default", OriginFailure::Unreachable);
             P::on_error(&req, &error, None);
         }),
@@ -354,7 +358,12 @@ mod tests {
     }
 
     fn hooks(set: wit::HookSet) -> [bool; 4] {
-        [set.on_request, set.on_response, set.on_deliver, set.on_error]
+        [
+            set.on_request,
+            set.on_response,
+            set.on_deliver,
+            set.on_error,
+        ]
     }
 
     #[test]

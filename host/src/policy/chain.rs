@@ -74,10 +74,10 @@ impl Chain {
         self.modules.iter().map(Arc::as_ref).filter(move |module| {
             let hooks = module.hooks;
             match hook {
-                Hook::OnRequest => hooks.on_request,
-                Hook::OnResponse => hooks.on_response,
-                Hook::OnDeliver => hooks.on_deliver,
-                Hook::OnError => hooks.on_error,
+                Hook::Request => hooks.on_request,
+                Hook::Response => hooks.on_response,
+                Hook::Deliver => hooks.on_deliver,
+                Hook::Error => hooks.on_error,
             }
         })
     }
@@ -100,8 +100,8 @@ impl Chain {
         if let Some(memo) = &self.memo
             && let Some((decision, _)) = memo.lookup(req, &current)
         {
-            for module in self.implementing(Hook::OnRequest) {
-                module.stats.record_call(Hook::OnRequest);
+            for module in self.implementing(Hook::Request) {
+                module.stats.record_call(Hook::Request);
                 module.stats.record_memo_hit();
             }
             return Ok(decision);
@@ -109,8 +109,8 @@ impl Chain {
         // The chain's decision rests on every module's reads; a failure is never memoized.
         let mut chain_trace = self.memo.as_ref().map(|_| (current.clone(), Trace::new()));
         let mut decision = current;
-        for module in self.implementing(Hook::OnRequest) {
-            module.stats.record_call(Hook::OnRequest);
+        for module in self.implementing(Hook::Request) {
+            module.stats.record_call(Hook::Request);
             let url_given = decision.url.is_some();
             let result = {
                 let view = match &decision.url {
@@ -132,7 +132,7 @@ impl Chain {
                 }
                 Err(failure) => {
                     chain_trace = None;
-                    handle(module, Hook::OnRequest, &failure)?;
+                    handle(module, Hook::Request, &failure)?;
                 }
             }
         }
@@ -153,11 +153,11 @@ impl Chain {
         current: CacheVerdict,
     ) -> Result<CacheVerdict, PolicyRefusal> {
         let mut verdict = current;
-        for module in self.implementing(Hook::OnResponse) {
-            module.stats.record_call(Hook::OnResponse);
+        for module in self.implementing(Hook::Response) {
+            module.stats.record_call(Hook::Response);
             match module.on_response(req, resp, &verdict) {
                 Ok(outcome) => verdict = outcome.value,
-                Err(failure) => handle(module, Hook::OnResponse, &failure)?,
+                Err(failure) => handle(module, Hook::Response, &failure)?,
             }
         }
         Ok(verdict)
@@ -178,12 +178,12 @@ impl Chain {
         if !self.delivers {
             return Ok(());
         }
-        for module in self.implementing(Hook::OnDeliver) {
-            module.stats.record_call(Hook::OnDeliver);
+        for module in self.implementing(Hook::Deliver) {
+            module.stats.record_call(Hook::Deliver);
             let result = module.on_deliver(req, &ClientResponseView::new(delivery, headers));
             match result {
                 Ok(outcome) => HeaderEdit::apply_all(&outcome.value, headers),
-                Err(failure) => handle(module, Hook::OnDeliver, &failure)?,
+                Err(failure) => handle(module, Hook::Deliver, &failure)?,
             }
         }
         Ok(())
@@ -199,11 +199,11 @@ impl Chain {
         error: &ErrorView<'_>,
     ) -> Result<Option<SyntheticResponse>, PolicyRefusal> {
         let mut response = None;
-        for module in self.implementing(Hook::OnError) {
-            module.stats.record_call(Hook::OnError);
+        for module in self.implementing(Hook::Error) {
+            module.stats.record_call(Hook::Error);
             match module.on_error(req, error, response.as_ref()) {
                 Ok(outcome) => response = outcome.value,
-                Err(failure) => handle(module, Hook::OnError, &failure)?,
+                Err(failure) => handle(module, Hook::Error, &failure)?,
             }
         }
         Ok(response)

@@ -148,7 +148,10 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
     println!("ok: {} is a caje policy ({export})", module.name);
     println!("  sha256:     {}", module.digest);
     println!("  world:      {WIT_PACKAGE}@{}", module.world.version());
-    println!("  hooks:      {}", list(hooks.iter().map(|hook| (*hook).to_owned())));
+    println!(
+        "  hooks:      {}",
+        list(hooks.iter().map(|hook| (*hook).to_owned()))
+    );
     for (index, import) in module.imports.iter().enumerate() {
         let label = if index == 0 { "imports:" } else { "" };
         let note = if import.starts_with("caje:policy/") {
@@ -235,7 +238,9 @@ fn test(
         };
         println!("on-deliver (status {}, miss)", response.status.as_u16());
         let edits = module.on_deliver(&view(&request), &delivered);
-        print_outcome(edits.as_ref(), |edits| vec![("header-edits", describe_edits(edits))]);
+        print_outcome(edits.as_ref(), |edits| {
+            vec![("header-edits", describe_edits(edits))]
+        });
         ok &= edits.is_ok();
     }
     if module.hooks.on_error {
@@ -330,7 +335,10 @@ fn describe_decision(decision: &RequestDecision) -> Vec<Row> {
         ("origin", decision.origin.clone()),
         ("action", action_name(&decision.action)),
         ("cache-key", list(decision.cache_key.iter().cloned())),
-        ("origin-header-edits", describe_edits(&decision.origin_header_edits)),
+        (
+            "origin-header-edits",
+            describe_edits(&decision.origin_header_edits),
+        ),
         ("url", url),
     ]
 }
@@ -350,7 +358,10 @@ fn describe_verdict(verdict: &CacheVerdict) -> Vec<Row> {
             "keep-set-cookie",
             yes_no(verdict.keep_set_cookie).to_owned(),
         ),
-        ("stored-header-edits", describe_edits(&verdict.stored_header_edits)),
+        (
+            "stored-header-edits",
+            describe_edits(&verdict.stored_header_edits),
+        ),
     ]
 }
 
@@ -433,7 +444,9 @@ mod tests {
         assert_eq!(request.uri.path(), "/a");
         assert_eq!(request.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(request.headers["host"], "example.com:8443");
-        let relative = parse_request("GET /a", HeaderMap::new()).unwrap_err().to_string();
+        let relative = parse_request("GET /a", HeaderMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(relative.contains("must be absolute"), "{relative}");
         let bare = parse_request("https://example.com/", HeaderMap::new())
             .unwrap_err()

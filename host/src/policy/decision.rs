@@ -523,10 +523,17 @@ mod tests {
             ("/a", Some("x=\r\n"), "has characters a URL may not hold"),
         ] {
             let error = with_url(path, query).unwrap_err();
-            assert!(error.starts_with("url ") && error.contains(why), "{path:?} {query:?}: {error}");
+            assert!(
+                error.starts_with("url ") && error.contains(why),
+                "{path:?} {query:?}: {error}"
+            );
         }
         let long = "/".to_owned() + &"a".repeat(MAX_URL_LEN);
-        assert!(with_url(&long, None).unwrap_err().contains("(at most 8192)"));
+        assert!(
+            with_url(&long, None)
+                .unwrap_err()
+                .contains("(at most 8192)")
+        );
     }
 
     #[test]

@@ -58,7 +58,10 @@ impl HeaderEdit {
 
     /// Validates the edits a module returned as `what` (e.g. `origin-header-edits`); the error
     /// names the list and the index of the first invalid edit.
-    pub(crate) fn from_wit_list(what: &str, edits: Vec<wit::HeaderEdit>) -> Result<Vec<Self>, String> {
+    pub(crate) fn from_wit_list(
+        what: &str,
+        edits: Vec<wit::HeaderEdit>,
+    ) -> Result<Vec<Self>, String> {
         if edits.len() > MAX_EDITS {
             return Err(format!(
                 "{what} has {} edits (at most {MAX_EDITS})",
@@ -110,9 +113,7 @@ pub(crate) fn header_map(what: &str, fields: &Headers) -> Result<HeaderMap, Stri
             fields.len()
         ));
     }
-    let fields = fields
-        .iter()
-        .map(|(name, value)| header_field(name, value));
+    let fields = fields.iter().map(|(name, value)| header_field(name, value));
     Ok(with_index(what, fields)?.into_iter().collect())
 }
 
@@ -200,7 +201,10 @@ mod tests {
              (it contains CR, LF, NUL or another control byte)"
         );
         assert_eq!(
-            invalid(vec![wit::HeaderEdit::Set(("bad name".to_owned(), b"v".to_vec()))]),
+            invalid(vec![wit::HeaderEdit::Set((
+                "bad name".to_owned(),
+                b"v".to_vec()
+            ))]),
             "edits[0]: \"bad name\" is not a valid header name"
         );
     }
@@ -219,7 +223,10 @@ mod tests {
             invalid(long),
             "edits[0]: the value of \"x-long\" is 16385 bytes (at most 16384)"
         );
-        let fits = vec![wit::HeaderEdit::Set(("x-long".to_owned(), vec![b'a'; MAX_VALUE_LEN]))];
+        let fits = vec![wit::HeaderEdit::Set((
+            "x-long".to_owned(),
+            vec![b'a'; MAX_VALUE_LEN],
+        ))];
         assert!(HeaderEdit::from_wit_list("edits", fits).is_ok());
     }
 

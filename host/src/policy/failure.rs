@@ -60,36 +60,31 @@ impl fmt::Display for Failure {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hook {
-    OnRequest,
-    OnResponse,
-    OnDeliver,
-    OnError,
+    Request,
+    Response,
+    Deliver,
+    Error,
 }
 
 impl Hook {
-    const ALL: [Hook; 4] = [
-        Hook::OnRequest,
-        Hook::OnResponse,
-        Hook::OnDeliver,
-        Hook::OnError,
-    ];
+    const ALL: [Hook; 4] = [Hook::Request, Hook::Response, Hook::Deliver, Hook::Error];
 
     pub fn as_str(self) -> &'static str {
         match self {
-            Hook::OnRequest => "on-request",
-            Hook::OnResponse => "on-response",
-            Hook::OnDeliver => "on-deliver",
-            Hook::OnError => "on-error",
+            Hook::Request => "on-request",
+            Hook::Response => "on-response",
+            Hook::Deliver => "on-deliver",
+            Hook::Error => "on-error",
         }
     }
 
     /// The name in metric labels.
     fn label(self) -> &'static str {
         match self {
-            Hook::OnRequest => "on_request",
-            Hook::OnResponse => "on_response",
-            Hook::OnDeliver => "on_deliver",
-            Hook::OnError => "on_error",
+            Hook::Request => "on_request",
+            Hook::Response => "on_response",
+            Hook::Deliver => "on_deliver",
+            Hook::Error => "on_error",
         }
     }
 }

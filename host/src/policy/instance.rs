@@ -103,9 +103,11 @@ impl Exports {
                     .call_on_request(store, lent(), &given)?;
                 Ok(legacy::decision_from_v1(decided, current))
             }
-            Exports::V2(policy) => policy
-                .caje_policy_hooks()
-                .call_on_request(store, lent(), current),
+            Exports::V2(policy) => {
+                policy
+                    .caje_policy_hooks()
+                    .call_on_request(store, lent(), current)
+            }
         }
     }
 
@@ -117,9 +119,10 @@ impl Exports {
         match self {
             Exports::V1(policy) => {
                 let given = legacy::verdict_to_v1(current);
-                let decided = policy
-                    .caje_policy_hooks()
-                    .call_on_response(store, lent(), lent(), &given)?;
+                let decided =
+                    policy
+                        .caje_policy_hooks()
+                        .call_on_response(store, lent(), lent(), &given)?;
                 Ok(legacy::verdict_from_v1(decided, current))
             }
             Exports::V2(policy) => {
@@ -137,9 +140,11 @@ impl Exports {
     ) -> wasmtime::Result<Vec<wit::HeaderEdit>> {
         match self {
             Exports::V1(_) => Ok(Vec::new()),
-            Exports::V2(policy) => policy
-                .caje_policy_hooks()
-                .call_on_deliver(store, lent(), lent()),
+            Exports::V2(policy) => {
+                policy
+                    .caje_policy_hooks()
+                    .call_on_deliver(store, lent(), lent())
+            }
         }
     }
 

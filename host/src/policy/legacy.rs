@@ -37,7 +37,11 @@ pub(crate) fn decision_to_v1(decision: &v2::RequestDecision) -> v1::RequestDecis
             }
         },
         cache_key: decision.cache_key.clone(),
-        origin_header_edits: decision.origin_header_edits.iter().map(edit_to_v1).collect(),
+        origin_header_edits: decision
+            .origin_header_edits
+            .iter()
+            .map(edit_to_v1)
+            .collect(),
     }
 }
 

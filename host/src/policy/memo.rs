@@ -51,7 +51,12 @@ impl Read {
     fn always_present(&self) -> bool {
         matches!(
             self,
-            Read::Method | Read::Scheme | Read::Authority | Read::Path | Read::Status | Read::Outcome
+            Read::Method
+                | Read::Scheme
+                | Read::Authority
+                | Read::Path
+                | Read::Status
+                | Read::Outcome
         )
     }
 
@@ -523,7 +528,10 @@ mod tests {
             request: &request,
             response: &next,
         };
-        assert_eq!(memo.lookup(&inputs, &()).map(|(edits, _)| edits), Some(edits));
+        assert_eq!(
+            memo.lookup(&inputs, &()).map(|(edits, _)| edits),
+            Some(edits)
+        );
         // Another outcome, or another content type: decided afresh.
         let miss = response(&html, CacheOutcome::Miss);
         let inputs = DeliverInputs {

@@ -20,7 +20,9 @@ use super::host::{Lend, StoreState};
 use super::instance::{Exports, HookSet, Pre};
 use super::memo::{DeliverInputs, DeliverMemo, RequestMemo, Trace};
 use super::precompiled::{CompiledFrom, PrecompiledCache};
-use super::view::{CacheOutcome, ClientResponseView, ErrorView, OriginFailure, RequestView, ResponseView};
+use super::view::{
+    CacheOutcome, ClientResponseView, ErrorView, OriginFailure, RequestView, ResponseView,
+};
 
 /// The request of the load-time smoke call (a reserved `.invalid` host, RFC 2606).
 const SMOKE_URL: &str = "https://caje.invalid/";
@@ -72,7 +74,8 @@ pub(crate) struct Outcome<T> {
 
 impl<T> Outcome<T> {
     fn map<U>(self, convert: impl FnOnce(T) -> Result<U, String>) -> Result<Outcome<U>, Failure> {
-        let value = convert(self.value).map_err(|message| Failure::new(FailureKind::Invalid, message))?;
+        let value =
+            convert(self.value).map_err(|message| Failure::new(FailureKind::Invalid, message))?;
         Ok(Outcome {
             value,
             fuel_used: self.fuel_used,
@@ -96,9 +99,12 @@ impl Module {
             .load(engine, spec.digest, wasm)
             .map_err(|err| format!("failed to compile: {err:#}"))?;
         let (world, imports) = check_world(engine, &component)?;
-        let pre = runtime
-            .link(&component, world)
-            .map_err(|err| format!("does not match the {WIT_PACKAGE}@{} world: {err:#}", world.version()))?;
+        let pre = runtime.link(&component, world).map_err(|err| {
+            format!(
+                "does not match the {WIT_PACKAGE}@{} world: {err:#}",
+                world.version()
+            )
+        })?;
         let memo = || (spec.memo_entries > 0).then(|| RequestMemo::new(spec.memo_entries));
         let mut module = Module {
             name: spec.name.to_owned(),
@@ -277,9 +283,12 @@ impl Module {
         current: &CacheVerdict,
     ) -> Result<Outcome<wit::CacheVerdict>, Failure> {
         let current = wit::CacheVerdict::from(current);
-        self.call(request, Lend::Response(response), false, |exports, store| {
-            exports.on_response(store, &current)
-        })
+        self.call(
+            request,
+            Lend::Response(response),
+            false,
+            |exports, store| exports.on_response(store, &current),
+        )
         .map(|(outcome, _)| outcome)
     }
 
@@ -289,9 +298,12 @@ impl Module {
         response: &ClientResponseView<'_>,
         traced: bool,
     ) -> Result<(Outcome<Vec<wit::HeaderEdit>>, Option<Trace>), Failure> {
-        self.call(request, Lend::ClientResponse(response), traced, |exports, store| {
-            exports.on_deliver(store)
-        })
+        self.call(
+            request,
+            Lend::ClientResponse(response),
+            traced,
+            |exports, store| exports.on_deliver(store),
+        )
     }
 
     fn call_on_error(

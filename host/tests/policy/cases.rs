@@ -30,7 +30,11 @@ fn run_cases(target: &Path, cases: &Path, config: Option<&Path>) -> (Option<i32>
         args.extend(["--config", config.to_str().unwrap()]);
     }
     let output = caje(&args);
-    (output.status.code(), text(&output.stdout), text(&output.stderr))
+    (
+        output.status.code(),
+        text(&output.stdout),
+        text(&output.stderr),
+    )
 }
 
 fn shipped(example: &str) -> PathBuf {
@@ -53,7 +57,8 @@ fn a_passing_cases_file_prints_ok_rows_and_exits_0() {
         "{stdout}"
     );
     assert!(
-        stdout.contains("ok    a hit gets the security headers and loses server and x-powered-by\n"),
+        stdout
+            .contains("ok    a hit gets the security headers and loses server and x-powered-by\n"),
         "{stdout}"
     );
     assert!(stdout.ends_with("6 passed, 0 failed\n"), "{stdout}");
@@ -193,7 +198,10 @@ failures = ["60-loop.wasm"]
     // Without the config, the loop fails open: the case that expects a 503 fails.
     let (code, stdout, _) = run_cases(&dir.path(), &cases, None);
     assert_eq!(code, Some(1), "{stdout}");
-    assert!(stdout.contains("FAIL  the looping module fails closed"), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  the looping module fails closed"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -220,5 +228,9 @@ fn a_malformed_cases_file_names_the_case_and_the_key() {
         "test",
         component("security-headers").to_str().unwrap(),
     ]);
-    assert_eq!(output.status.code(), Some(2), "clap: --request or --cases is needed");
+    assert_eq!(
+        output.status.code(),
+        Some(2),
+        "clap: --request or --cases is needed"
+    );
 }

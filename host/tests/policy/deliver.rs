@@ -36,7 +36,11 @@ fn modules_edit_the_clients_headers_in_chain_order() {
         .deliver(
             &chain,
             CacheOutcome::Hit,
-            &[("server", "nginx/1.27"), ("x-powered-by", "PHP"), ("content-type", "text/html")],
+            &[
+                ("server", "nginx/1.27"),
+                ("x-powered-by", "PHP"),
+                ("content-type", "text/html"),
+            ],
         )
         .unwrap();
     assert_eq!(value(&headers, "server"), None);
@@ -60,7 +64,11 @@ fn modules_edit_the_clients_headers_in_chain_order() {
         ("50-security.wasm", "security-headers"),
     ]);
     let headers = TestRequest::get("http://example.com/page")
-        .deliver(&probe_first.start().chain(), CacheOutcome::Pass, &[("server", "nginx")])
+        .deliver(
+            &probe_first.start().chain(),
+            CacheOutcome::Pass,
+            &[("server", "nginx")],
+        )
         .unwrap();
     assert_eq!(value(&headers, "x-probe-server"), Some("nginx"));
     assert_eq!(value(&headers, "x-probe-outcome"), Some("pass"));
@@ -80,7 +88,11 @@ fn hits_that_read_the_same_reuse_the_decision() {
     let request = TestRequest::get("https://example.com/page");
     for age in ["1", "2", "3"] {
         let headers = request
-            .deliver(&chain, CacheOutcome::Hit, &[("age", age), ("server", "nginx")])
+            .deliver(
+                &chain,
+                CacheOutcome::Hit,
+                &[("age", age), ("server", "nginx")],
+            )
             .unwrap();
         assert_eq!(value(&headers, "server"), None);
         assert_eq!(value(&headers, "age"), Some(age));
@@ -106,7 +118,9 @@ fn hits_that_read_the_same_reuse_the_decision() {
     off.memoize = false;
     let policies = dir.start_with(&off);
     for _ in 0..3 {
-        request.deliver(&policies.chain(), CacheOutcome::Hit, &[]).unwrap();
+        request
+            .deliver(&policies.chain(), CacheOutcome::Hit, &[])
+            .unwrap();
     }
     assert_eq!(status(&policies, "50-security.wasm").memo_hits, 0);
 }
@@ -144,8 +158,16 @@ fn a_looping_on_deliver_is_cut_off_and_fails_open_or_closed() {
     let headers = looping
         .deliver(&policies.chain(), CacheOutcome::Hit, &[("server", "nginx")])
         .unwrap();
-    assert_eq!(value(&headers, "x-hostile-loop"), None, "the loop's edits are dropped");
-    assert_eq!(value(&headers, "server"), None, "the next module still runs");
+    assert_eq!(
+        value(&headers, "x-hostile-loop"),
+        None,
+        "the loop's edits are dropped"
+    );
+    assert_eq!(
+        value(&headers, "server"),
+        None,
+        "the next module still runs"
+    );
     let stats = status(&policies, "10-loop.wasm");
     assert_eq!((stats.calls, stats.timeouts), (1, 1));
     // Outside its trigger path the module serves.
@@ -189,7 +211,11 @@ fn delivered_edits_follow_the_header_rules() {
     let headers = framing
         .deliver(&open.chain(), CacheOutcome::Hit, &[("content-length", "5")])
         .unwrap();
-    assert_eq!(value(&headers, "content-length"), Some("5"), "the edit is dropped");
+    assert_eq!(
+        value(&headers, "content-length"),
+        Some("5"),
+        "the edit is dropped"
+    );
     assert_eq!(status(&open, "10-invalid.wasm").invalid_decisions, 1);
 
     let strict = dir.start_with(&closed("10-invalid.wasm"));

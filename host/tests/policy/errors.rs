@@ -53,7 +53,10 @@ fn each_module_sees_the_page_of_the_one_before() {
         .error(&probe_first.start().chain(), OriginFailure::Unreachable)
         .unwrap()
         .unwrap();
-    assert!(!page.headers.contains_key("x-probe-saw"), "the probe saw no page yet");
+    assert!(
+        !page.headers.contains_key("x-probe-saw"),
+        "the probe saw no page yet"
+    );
 }
 
 #[test]
@@ -69,7 +72,10 @@ fn a_looping_or_invalid_on_error_is_skipped_or_refuses() {
         .error(&open.chain(), OriginFailure::Timeout)
         .unwrap()
         .unwrap();
-    assert_eq!(page.status, 504, "the last module's page, the failing ones skipped");
+    assert_eq!(
+        page.status, 504,
+        "the last module's page, the failing ones skipped"
+    );
     assert_eq!(status(&open, "10-loop.wasm").timeouts, 1);
     assert_eq!(status(&open, "20-invalid.wasm").invalid_decisions, 1);
 
@@ -94,9 +100,9 @@ fn a_looping_or_invalid_on_error_is_skipped_or_refuses() {
         .unwrap_err();
     assert_eq!(refusal.module, "20-invalid.wasm");
     assert!(
-        refusal
-            .reason
-            .contains("returned an invalid decision: synthetic response status 99 is outside 200..=599"),
+        refusal.reason.contains(
+            "returned an invalid decision: synthetic response status 99 is outside 200..=599"
+        ),
         "{refusal}"
     );
 }

@@ -81,7 +81,10 @@ fn an_old_module_decides_as_the_same_source_built_today() {
 #[test]
 fn an_old_module_keeps_what_newer_modules_decided() {
     let dir = with_old_decorate(
-        &[("05-normalize.wasm", "normalize-query"), ("08-probe.wasm", "probe")],
+        &[
+            ("05-normalize.wasm", "normalize-query"),
+            ("08-probe.wasm", "probe"),
+        ],
         "10-old.wasm",
     );
     let chain = dir.start().chain();
@@ -92,9 +95,18 @@ fn an_old_module_keeps_what_newer_modules_decided() {
         Some("/page?b=1"),
         "the normalised URL survives the old module"
     );
-    assert_eq!(decision.origin_header_edits.len(), 3, "the old module's edits");
+    assert_eq!(
+        decision.origin_header_edits.len(),
+        3,
+        "the old module's edits"
+    );
     let verdict = request
-        .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::from_secs(60)))
+        .verdict(
+            &chain,
+            200,
+            &[],
+            CacheVerdict::new(true, Duration::from_secs(60)),
+        )
         .unwrap();
     assert_eq!(
         verdict.stored_header_edits.len(),

@@ -18,10 +18,15 @@ fn tracking_parameters_are_dropped_and_later_modules_see_the_clean_url() {
         ("20-probe.wasm", "probe"),
     ]);
     let chain = dir.start().chain();
-    let decision = TestRequest::get("https://shop.example/api/items?utm_source=mail&size=42&fbclid=x&color=red")
-        .decide(&chain)
-        .unwrap();
-    assert_eq!(url(&decision).as_deref(), Some("/api/items?color=red&size=42"));
+    let decision = TestRequest::get(
+        "https://shop.example/api/items?utm_source=mail&size=42&fbclid=x&color=red",
+    )
+    .decide(&chain)
+    .unwrap();
+    assert_eq!(
+        url(&decision).as_deref(),
+        Some("/api/items?color=red&size=42")
+    );
     assert_eq!(decision.origin, "api");
     assert_eq!(
         decision.cache_key,
@@ -36,8 +41,13 @@ fn tracking_parameters_are_dropped_and_later_modules_see_the_clean_url() {
         .decide(&chain)
         .unwrap();
     assert_eq!(url(&only_tracking).as_deref(), Some("/a"));
-    assert_eq!(only_tracking.cache_key, ["seen-origin=default", "seen-url=/a"]);
-    let clean = TestRequest::get("https://shop.example/a?b=1").decide(&chain).unwrap();
+    assert_eq!(
+        only_tracking.cache_key,
+        ["seen-origin=default", "seen-url=/a"]
+    );
+    let clean = TestRequest::get("https://shop.example/a?b=1")
+        .decide(&chain)
+        .unwrap();
     assert_eq!(url(&clean), None, "a clean URL is left as it is");
     assert_eq!(clean.cache_key, ["seen-origin=default", "seen-query=b=1"]);
 }
@@ -99,11 +109,13 @@ fn an_invalid_url_is_an_invalid_decision() {
             ..ModuleConfig::default()
         },
     );
-    let refusal = request.decide(&dir.start_with(&strict).chain()).unwrap_err();
+    let refusal = request
+        .decide(&dir.start_with(&strict).chain())
+        .unwrap_err();
     assert!(
-        refusal.reason.contains(
-            "returned an invalid decision: url \"//evil.test/x\" starts with \"//\""
-        ),
+        refusal
+            .reason
+            .contains("returned an invalid decision: url \"//evil.test/x\" starts with \"//\""),
         "{refusal}"
     );
 }

@@ -49,7 +49,9 @@ mod tests {
     #[test]
     fn tracking_parameters_are_dropped_and_the_rest_sorted() {
         assert_eq!(
-            normalized("https://shop.example/shoes?utm_source=mail&size=42&fbclid=abc&color=red&utm_medium=email"),
+            normalized(
+                "https://shop.example/shoes?utm_source=mail&size=42&fbclid=abc&color=red&utm_medium=email"
+            ),
             Some("/shoes?color=red&size=42".to_owned())
         );
         assert_eq!(
@@ -69,7 +71,10 @@ mod tests {
     #[test]
     fn clean_urls_are_left_alone() {
         assert_eq!(normalized("https://shop.example/shoes"), None);
-        assert_eq!(normalized("https://shop.example/shoes?color=red&size=42"), None);
+        assert_eq!(
+            normalized("https://shop.example/shoes?color=red&size=42"),
+            None
+        );
         // Names are compared as written: only the listed spellings are tracking parameters.
         assert_eq!(normalized("https://shop.example/a?UTM_source=x"), None);
         assert_eq!(normalized("https://shop.example/a?utm=1"), None);

@@ -1,9 +1,7 @@
 //! Security headers on every response caje sends, and an error page of its own when the origin
 //! fails: what a Varnish `vcl_deliver` and `vcl_backend_error` usually do.
 
-use caje_policy::{
-    ClientResponse, HeaderEdits, OriginError, Policy, Request, SyntheticResponse,
-};
+use caje_policy::{ClientResponse, HeaderEdits, OriginError, Policy, Request, SyntheticResponse};
 
 pub const HSTS: &str = "max-age=63072000; includeSubDomains";
 pub const REFERRER_POLICY: &str = "strict-origin-when-cross-origin";
@@ -65,7 +63,11 @@ mod tests {
     use super::*;
 
     fn delivered(url: &str, resp: ClientResponse) -> Vec<(String, Vec<u8>)> {
-        let mut headers = resp.headers().into_iter().map(|(name, value)| (name, value.as_bytes().to_vec())).collect();
+        let mut headers = resp
+            .headers()
+            .into_iter()
+            .map(|(name, value)| (name, value.as_bytes().to_vec()))
+            .collect();
         SecurityHeaders::on_deliver(&Request::new("GET", url), &resp).apply_to(&mut headers);
         headers
     }
@@ -86,10 +88,22 @@ mod tests {
         let headers = delivered("https://example.com/", resp);
         assert_eq!(value(&headers, "server"), None);
         assert_eq!(value(&headers, "x-powered-by"), None);
-        assert_eq!(value(&headers, "x-content-type-options"), Some(&b"nosniff"[..]));
-        assert_eq!(value(&headers, "referrer-policy"), Some(REFERRER_POLICY.as_bytes()));
-        assert_eq!(value(&headers, "strict-transport-security"), Some(HSTS.as_bytes()));
-        assert_eq!(value(&headers, "content-security-policy"), Some(CSP.as_bytes()));
+        assert_eq!(
+            value(&headers, "x-content-type-options"),
+            Some(&b"nosniff"[..])
+        );
+        assert_eq!(
+            value(&headers, "referrer-policy"),
+            Some(REFERRER_POLICY.as_bytes())
+        );
+        assert_eq!(
+            value(&headers, "strict-transport-security"),
+            Some(HSTS.as_bytes())
+        );
+        assert_eq!(
+            value(&headers, "content-security-policy"),
+            Some(CSP.as_bytes())
+        );
         assert_eq!(value(&headers, "content-type"), Some(&b"text/html"[..]));
     }
 
@@ -117,8 +131,14 @@ mod tests {
             let page = SecurityHeaders::on_error(&req, &error, None).unwrap();
             assert_eq!(page.status, status);
             assert_eq!(page.body, ERROR_PAGE.as_bytes());
-            assert!(page.headers.contains(&("cache-control".to_owned(), b"no-store".to_vec())));
-            assert!(page.headers.contains(&("retry-after".to_owned(), b"30".to_vec())));
+            assert!(
+                page.headers
+                    .contains(&("cache-control".to_owned(), b"no-store".to_vec()))
+            );
+            assert!(
+                page.headers
+                    .contains(&("retry-after".to_owned(), b"30".to_vec()))
+            );
         }
         let earlier = SyntheticResponse::new(503, "maintenance");
         let error = OriginError::new("default", OriginFailure::Timeout);

@@ -141,7 +141,8 @@ fn check_decision(expect: &Expect, observed: &Observed, out: &mut Mismatches) {
 }
 
 fn check_verdict(expect: &Expect, observed: &Observed, out: &mut Mismatches) {
-    let missing = "(none: on-response did not run: no origin response, a pass or a synthetic response)";
+    let missing =
+        "(none: on-response did not run: no origin response, a pass or a synthetic response)";
     let verdict = observed.verdict.as_ref();
     out.check(
         "store",
@@ -216,7 +217,9 @@ fn check_delivery(expect: &Expect, observed: &Observed, out: &mut Mismatches) {
         missing,
     );
     if let Some(part) = &expect.body_contains
-        && !body.as_ref().is_some_and(|body| body.contains(part.as_str()))
+        && !body
+            .as_ref()
+            .is_some_and(|body| body.contains(part.as_str()))
     {
         let got = body.map_or(missing.to_owned(), |body| format!("{body:?}"));
         out.push("body_contains", format!("{part:?}"), got);
@@ -297,7 +300,10 @@ mod tests {
             status: Some(200),
             delivered_headers: vec![
                 (HeaderName::from_static("server"), HeaderExpect::Absent),
-                (HeaderName::from_static("x-frame-options"), HeaderExpect::Present),
+                (
+                    HeaderName::from_static("x-frame-options"),
+                    HeaderExpect::Present,
+                ),
             ],
             ..Expect::default()
         };
@@ -321,7 +327,10 @@ mod tests {
             )],
             ..Expect::default()
         };
-        let failed = [("10-loop.wasm".to_owned(), "on-deliver: timed out".to_owned())];
+        let failed = [(
+            "10-loop.wasm".to_owned(),
+            "on-deliver: timed out".to_owned(),
+        )];
         let mismatches = compare(&expect, &observed(), &failed);
         let keys: Vec<&str> = mismatches.iter().map(|m| m.key.as_str()).collect();
         assert_eq!(
@@ -336,7 +345,11 @@ mod tests {
         );
         assert_eq!(mismatches[1].expected, "/a");
         assert_eq!(mismatches[1].got, "/a?b=1");
-        assert!(mismatches[2].got.starts_with("(none: on-response did not run"));
+        assert!(
+            mismatches[2]
+                .got
+                .starts_with("(none: on-response did not run")
+        );
         assert_eq!(mismatches[3].got, "[\"DENY\"]");
         assert_eq!(mismatches[4].expected, "(none)");
         assert_eq!(mismatches[4].got, "[10-loop.wasm (on-deliver: timed out)]");

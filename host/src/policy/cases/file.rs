@@ -240,13 +240,11 @@ fn case_at(text: &str, offset: usize) -> String {
     if index == 0 {
         return String::new();
     }
-    let name = toml::from_str::<toml::Table>(text)
-        .ok()
-        .and_then(|table| {
-            let cases = table.get("case")?.as_array()?.clone();
-            let name = cases.get(index - 1)?.get("name")?.as_str()?.to_owned();
-            Some(name)
-        });
+    let name = toml::from_str::<toml::Table>(text).ok().and_then(|table| {
+        let cases = table.get("case")?.as_array()?.clone();
+        let name = cases.get(index - 1)?.get("name")?.as_str()?.to_owned();
+        Some(name)
+    });
     match name {
         Some(name) => format!("case {index} {name:?}: "),
         None => format!("case {index}: "),
@@ -302,7 +300,10 @@ fn check_response(response: RawResponse) -> Result<OriginResponse, Problem> {
             (
                 None,
                 "response.status".to_owned(),
-                format!("{} is not a status caje can receive (200..=599)", response.status),
+                format!(
+                    "{} is not a status caje can receive (200..=599)",
+                    response.status
+                ),
             )
         })?;
     let mut head = http::Response::new(()).into_parts().0;
@@ -429,7 +430,10 @@ body_contains = "Back soon"
         let cases = parse(GOOD, Path::new("cases.toml")).unwrap();
         assert_eq!(cases.origins.unwrap(), ["default", "api"]);
         let first = &cases.cases[0];
-        assert_eq!(first.request.uri, "https://example.com/api/users?utm_source=x");
+        assert_eq!(
+            first.request.uri,
+            "https://example.com/api/users?utm_source=x"
+        );
         assert_eq!(first.request.headers.get_all("accept").iter().count(), 2);
         assert_eq!(first.request.headers["host"], "example.com");
         let Some(Origin::Responds(response)) = &first.origin else {
@@ -499,7 +503,10 @@ body_contains = "Back soon"
             "{}",
             refusal(&text)
         );
-        let text = GOOD.replace("origin_error = \"timeout\"", "origin_error = \"timeout\"\n[case.response]");
+        let text = GOOD.replace(
+            "origin_error = \"timeout\"",
+            "origin_error = \"timeout\"\n[case.response]",
+        );
         assert_eq!(
             refusal(&text),
             "cases.toml: case 2 \"the origin is down\": `origin_error`: a case has either a [case.response] or an origin_error, not both"

@@ -20,14 +20,14 @@ use super::module::Module;
 use crate::config::{CacheConfig, Config};
 use crate::proxy::Origins;
 use compare::Mismatch;
-use simulate::Setting;
+use simulate::{Router, Setting};
 
 /// The origins and settings the cases run under: a config file's, or the cases file's origins
 /// with caje's defaults.
 struct Environment {
     policies: PolicyConfig,
     origins: Vec<String>,
-    route: Box<dyn Fn(&str) -> Option<String>>,
+    route: Box<Router>,
     max_object_size: u64,
 }
 
@@ -148,7 +148,11 @@ fn load_chain(
         .with_context(|| format!("cannot load {}", target.display()))?;
     Ok(module
         .map(|module| {
-            let memo = if config.memoize { config.memo_entries } else { 0 };
+            let memo = if config.memoize {
+                config.memo_entries
+            } else {
+                0
+            };
             Arc::new(Chain::new(vec![Arc::new(module)], memo))
         })
         .map_err(|refusal| vec![refusal]))

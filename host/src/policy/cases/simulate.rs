@@ -17,10 +17,12 @@ use super::super::view::{
 use super::file::{Case, Origin, OriginErrorKind, OriginResponse, Served};
 use crate::cache;
 
+/// The origin a client host goes to (`None`: caje does not serve that host).
+pub(crate) type Router = dyn Fn(&str) -> Option<String>;
+
 /// What the proxy around the chain knows: its origins and limits.
 pub(crate) struct Setting<'a> {
-    /// The origin a client host goes to (`None`: caje does not serve that host).
-    pub route: &'a dyn Fn(&str) -> Option<String>,
+    pub route: &'a Router,
     pub max_object_size: u64,
 }
 
@@ -92,9 +94,18 @@ impl Answer {
 pub(crate) fn run(chain: &Chain, setting: &Setting<'_>, case: &Case) -> Observed {
     let mut observed = Observed::default();
     let request = &case.request;
-    let host = request.uri.authority().map_or("", |authority| authority.host());
+    let host = request
+        .uri
+        .authority()
+        .map_or("", |authority| authority.host());
     let Some(origin) = (setting.route)(host) else {
-        deliver(chain, request, None, Answer::error(StatusCode::MISDIRECTED_REQUEST), &mut observed);
+        deliver(
+            chain,
+            request,
+            None,
+            Answer::error(StatusCode::MISDIRECTED_REQUEST),
+            &mut observed,
+        );
         return observed;
     };
     let view = RequestView::from_uri(&request.method, &request.uri, &request.headers);
@@ -120,7 +131,15 @@ pub(crate) fn run(chain: &Chain, setting: &Setting<'_>, case: &Case) -> Observed
         (action, Some(answer)) => {
             observed.origin_headers = Some(edited.headers.clone());
             let pass = action == RequestAction::Pass;
-            match fetch(chain, setting, &edited, &origin, answer, pass, &mut observed) {
+            match fetch(
+                chain,
+                setting,
+                &edited,
+                &origin,
+                answer,
+                pass,
+                &mut observed,
+            ) {
                 Ok(answer) => answer,
                 Err(Stop::Refused(refusal)) => {
                     observed.refusal = Some(refusal);
@@ -163,7 +182,9 @@ fn fetch(
     let response = match answer {
         Origin::Fails(kind) => {
             let (failure, status) = match kind {
-                OriginErrorKind::Unreachable => (OriginFailure::Unreachable, StatusCode::BAD_GATEWAY),
+                OriginErrorKind::Unreachable => {
+                    (OriginFailure::Unreachable, StatusCode::BAD_GATEWAY)
+                }
                 OriginErrorKind::Timeout => (OriginFailure::Timeout, StatusCode::GATEWAY_TIMEOUT),
             };
             let error = ErrorView { origin, failure };
@@ -195,7 +216,9 @@ fn fetch(
     let verdict = verdict(chain, setting, request, origin, response)?;
     let mut headers = response.head.headers.clone();
     verdict.apply_stored_edits(&mut headers);
-    let stored = verdict.store.then(|| stored_headers(&headers, verdict.keep_set_cookie));
+    let stored = verdict
+        .store
+        .then(|| stored_headers(&headers, verdict.keep_set_cookie));
     let outcome = match response.served {
         Served::Miss => CacheOutcome::Miss,
         Served::Hit => CacheOutcome::Hit,

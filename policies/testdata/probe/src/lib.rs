@@ -30,10 +30,10 @@ impl Policy for Probe {
         let seen = format!("seen-origin={}", current.origin);
         let seen_url = current.url.as_ref().map(|url| format!("seen-url={url}"));
         let seen_query = req.query().map(|query| format!("seen-query={query}"));
-        [seen_url, seen_query]
-            .into_iter()
-            .flatten()
-            .fold(current.with_cache_key(seen), RequestDecision::with_cache_key)
+        [seen_url, seen_query].into_iter().flatten().fold(
+            current.with_cache_key(seen),
+            RequestDecision::with_cache_key,
+        )
     }
 
     fn on_response(_req: &Request, resp: &Response, current: CacheVerdict) -> CacheVerdict {
@@ -50,7 +50,9 @@ impl Policy for Probe {
             .set("x-probe-outcome", outcome_name(resp.outcome()))
             .set(
                 "x-probe-server",
-                server.as_ref().map_or(&b"absent"[..], |value| value.as_bytes()),
+                server
+                    .as_ref()
+                    .map_or(&b"absent"[..], |value| value.as_bytes()),
             )
     }
 
