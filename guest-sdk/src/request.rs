@@ -95,6 +95,31 @@ impl HeaderSource<'_> {
     }
 }
 
+/// The header lookups every view offers, answered by its `headers` source.
+macro_rules! header_lookups {
+    ($view:ident) => {
+        /// The first value of header `name` (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<HeaderValue> {
+            self.headers.first(name)
+        }
+
+        /// Whether header `name` is present.
+        pub fn has_header(&self, name: &str) -> bool {
+            self.header(name).is_some()
+        }
+
+        /// Every value of header `name`, in order.
+        pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
+            self.headers.all(name)
+        }
+
+        #[doc = concat!("Every header field. Copies them all from the host (and turns caje's memo off for the call): prefer [`", stringify!($view), "::header`].")]
+        pub fn headers(&self) -> Vec<(String, HeaderValue)> {
+            self.headers.fields()
+        }
+    };
+}
+
 /// The client's request (canonical: absolute URL, explicit host, no hop-by-hop headers).
 ///
 /// Method and URL parts are fetched from the host once and remembered; every header lookup
@@ -234,25 +259,7 @@ impl Request<'_> {
         }
     }
 
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<HeaderValue> {
-        self.headers.first(name)
-    }
-
-    /// Whether header `name` is present.
-    pub fn has_header(&self, name: &str) -> bool {
-        self.header(name).is_some()
-    }
-
-    /// Every value of header `name`, in order.
-    pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
-        self.headers.all(name)
-    }
-
-    /// Every header field. Copies them all from the host: prefer [`Request::header`].
-    pub fn headers(&self) -> Vec<(String, HeaderValue)> {
-        self.headers.fields()
-    }
+    header_lookups!(Request);
 }
 
 /// The origin response's status and headers (policies never see bodies). The status and the
@@ -320,20 +327,7 @@ impl Response<'_> {
         self.origin.get_or_init(|| self.host_response().origin())
     }
 
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<HeaderValue> {
-        self.headers.first(name)
-    }
-
-    /// Every value of header `name`, in order.
-    pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
-        self.headers.all(name)
-    }
-
-    /// Every header field. Copies them all from the host: prefer [`Response::header`].
-    pub fn headers(&self) -> Vec<(String, HeaderValue)> {
-        self.headers.fields()
-    }
+    header_lookups!(Response);
 }
 
 /// How caje answered a request, as [`Policy::on_deliver`](crate::Policy::on_deliver) sees it.
@@ -370,6 +364,19 @@ impl From<wit::CacheOutcome> for CacheOutcome {
 }
 
 impl CacheOutcome {
+    /// The outcome's name, as caje's WIT spells it: `"hit"`, `"miss"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Stale => "stale",
+            CacheOutcome::Revalidated => "revalidated",
+            CacheOutcome::Pass => "pass",
+            CacheOutcome::Synthetic => "synthetic",
+            CacheOutcome::Error => "error",
+        }
+    }
+
     /// Whether the response came from the cache (`Hit`, `Stale` or `Revalidated`).
     pub fn is_from_cache(self) -> bool {
         matches!(
@@ -457,26 +464,7 @@ impl ClientResponse<'_> {
             .as_deref()
     }
 
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<HeaderValue> {
-        self.headers.first(name)
-    }
-
-    /// Whether header `name` is present.
-    pub fn has_header(&self, name: &str) -> bool {
-        self.header(name).is_some()
-    }
-
-    /// Every value of header `name`, in order.
-    pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
-        self.headers.all(name)
-    }
-
-    /// Every header field. Copies them all from the host (and turns the memo off for this
-    /// call): prefer [`ClientResponse::header`].
-    pub fn headers(&self) -> Vec<(String, HeaderValue)> {
-        self.headers.fields()
-    }
+    header_lookups!(ClientResponse);
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@
 
 use std::sync::{Arc, RwLock};
 
+use http::HeaderMap;
 use quick_cache::sync::Cache as QuickCache;
 
 use super::decision::{RequestAction, RequestDecision};
@@ -216,16 +217,8 @@ impl Inputs for RequestView<'_> {
                     each(query.as_bytes());
                 }
             }
-            Read::Header(name) => {
-                if let Some(value) = self.headers.get(name.as_str()) {
-                    each(value.as_bytes());
-                }
-            }
-            Read::HeaderAll(name) => self
-                .headers
-                .get_all(name.as_str())
-                .iter()
-                .for_each(|value| each(value.as_bytes())),
+            Read::Header(name) => visit_header(self.headers, name, false, each),
+            Read::HeaderAll(name) => visit_header(self.headers, name, true, each),
             // `on-request` has no response to read.
             Read::Status
             | Read::Outcome
@@ -253,18 +246,21 @@ impl Inputs for DeliverInputs<'_> {
                     each(origin.as_bytes());
                 }
             }
-            Read::ResponseHeader(name) => {
-                if let Some(value) = response.headers.get(name.as_str()) {
-                    each(value.as_bytes());
-                }
-            }
-            Read::ResponseHeaderAll(name) => response
-                .headers
-                .get_all(name.as_str())
-                .iter()
-                .for_each(|value| each(value.as_bytes())),
+            Read::ResponseHeader(name) => visit_header(response.headers, name, false, each),
+            Read::ResponseHeaderAll(name) => visit_header(response.headers, name, true, each),
             request_read => self.request.visit(request_read, each),
         }
+    }
+}
+
+/// Calls `each` with the first value of header `name`, or with every value when `all`.
+fn visit_header(headers: &HeaderMap, name: &str, all: bool, mut each: impl FnMut(&[u8])) {
+    if all {
+        for value in headers.get_all(name) {
+            each(value.as_bytes());
+        }
+    } else if let Some(value) = headers.get(name) {
+        each(value.as_bytes());
     }
 }
 
@@ -386,7 +382,7 @@ impl WordHash {
 #[cfg(test)]
 mod tests {
     use http::uri::PathAndQuery;
-    use http::{HeaderMap, HeaderValue, Method, StatusCode};
+    use http::{HeaderValue, Method, StatusCode};
 
     use super::*;
 

@@ -3,20 +3,8 @@
 
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-use super::{PolicyDir, component};
-
-fn caje(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caje"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use super::{PolicyDir, caje, component, text};
 
 fn run_cases(target: &Path, cases: &Path, config: Option<&Path>) -> (Option<i32>, String, String) {
     let mut args = vec![

@@ -1,19 +1,6 @@
 //! `caje policy check|test`, run as the real binary.
 
-use std::process::{Command, Output};
-
-use super::component;
-
-fn caje(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caje"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use super::{caje, component, text};
 
 #[test]
 fn check_accepts_a_policy_and_shows_its_world() {

@@ -211,6 +211,18 @@ pub fn digest_of(crate_name: &str) -> String {
     )
 }
 
+/// Runs the real `caje` binary.
+pub fn caje(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_caje"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
 /// Polls `done` until it holds; fails the test after 20 seconds.
 pub fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -7,23 +7,11 @@
 //! given.
 
 use caje_policy::{
-    CacheOutcome, CacheVerdict, ClientResponse, HeaderEdits, OriginError, Policy, Request,
-    RequestDecision, Response, SyntheticResponse,
+    CacheVerdict, ClientResponse, HeaderEdits, OriginError, Policy, Request, RequestDecision,
+    Response, SyntheticResponse,
 };
 
 pub struct Probe;
-
-fn outcome_name(outcome: CacheOutcome) -> &'static str {
-    match outcome {
-        CacheOutcome::Hit => "hit",
-        CacheOutcome::Miss => "miss",
-        CacheOutcome::Stale => "stale",
-        CacheOutcome::Revalidated => "revalidated",
-        CacheOutcome::Pass => "pass",
-        CacheOutcome::Synthetic => "synthetic",
-        CacheOutcome::Error => "error",
-    }
-}
 
 impl Policy for Probe {
     fn on_request(req: &Request, current: RequestDecision) -> RequestDecision {
@@ -47,7 +35,7 @@ impl Policy for Probe {
     fn on_deliver(_req: &Request, resp: &ClientResponse) -> HeaderEdits {
         let server = resp.header("server");
         HeaderEdits::new()
-            .set("x-probe-outcome", outcome_name(resp.outcome()))
+            .set("x-probe-outcome", resp.outcome().as_str())
             .set(
                 "x-probe-server",
                 server
@@ -74,7 +62,7 @@ caje_policy::export!(Probe);
 mod tests {
     use std::time::Duration;
 
-    use caje_policy::{OriginFailure, PathAndQuery};
+    use caje_policy::{CacheOutcome, OriginFailure, PathAndQuery};
 
     use super::*;
 
