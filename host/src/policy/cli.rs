@@ -194,7 +194,35 @@ fn test(
     };
     println!("module:   {} (sha256:{})", module.name, module.digest);
     println!("request:  {} {}", request.method, request.uri);
-    let given = RequestDecision::default_for(&request.method, default_origin);
+    // As in the proxy, the rest of the request's life sees the request as on-request left it.
+    let mut request = request.clone();
+    let mut origin = default_origin;
+    let hooks = module.hooks;
+    let mut ok = true;
+    ok &= !hooks.on_request || try_on_request(&module, &mut request, &mut origin);
+    ok &= !hooks.on_response || try_on_response(&module, &request, response, &origin);
+    ok &= !hooks.on_deliver || try_on_deliver(&module, &request, response, &origin);
+    ok &= !hooks.on_error || try_on_error(&module, &request, &origin);
+    let unimplemented: Vec<&str> = ["on-request", "on-response", "on-deliver", "on-error"]
+        .into_iter()
+        .filter(|hook| !hooks.names().contains(hook))
+        .collect();
+    if !unimplemented.is_empty() {
+        println!(
+            "not implemented (caje never calls them): {}",
+            unimplemented.join(", ")
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints on-request's decision and applies it to `request`; whether the call succeeded.
+fn try_on_request(module: &Module, request: &mut request::Parts, origin: &mut String) -> bool {
+    let given = RequestDecision::default_for(&request.method, origin.clone());
     println!(
         "on-request (given origin {}, {})",
         given.origin,
@@ -204,60 +232,67 @@ fn test(
         .on_request(&view(request), &given)
         .map(|(outcome, _)| outcome);
     print_outcome(requested.as_ref(), describe_decision);
+    let Ok(outcome) = requested else {
+        return false;
+    };
+    outcome.value.apply_to(request);
+    origin.clone_from(&outcome.value.origin);
+    true
+}
 
-    // As in the proxy, the rest of the request's life sees the request as edited.
-    let mut request = request.clone();
-    let mut origin = given.origin;
-    if let Ok(outcome) = &requested {
-        outcome.value.apply_to(&mut request);
-        origin.clone_from(&outcome.value.origin);
-    }
-    let (given_verdict, not_stored) = host_verdict(&request, response);
-    let response_view = ResponseView {
+fn try_on_response(
+    module: &Module,
+    request: &request::Parts,
+    response: &response::Parts,
+    origin: &str,
+) -> bool {
+    let (given, not_stored) = host_verdict(request, response);
+    let head = ResponseView {
         status: response.status,
         headers: &response.headers,
-        origin: &origin,
+        origin,
     };
-
     println!(
         "on-response (status {}; given store {}{}, ttl {})",
         response.status.as_u16(),
-        yes_no(given_verdict.store),
+        yes_no(given.store),
         not_stored.map_or(String::new(), |why| format!(" ({})", why.as_str())),
-        humantime::format_duration(whole_millis(given_verdict.ttl))
+        humantime::format_duration(whole_millis(given.ttl))
     );
-    let verdict = module.on_response(&view(&request), &response_view, &given_verdict);
+    let verdict = module.on_response(&view(request), &head, &given);
     print_outcome(verdict.as_ref(), describe_verdict);
-    let mut ok = requested.is_ok() && verdict.is_ok();
-    if module.hooks.on_deliver {
-        let delivered = ClientResponseView {
-            status: response.status,
-            outcome: CacheOutcome::Miss,
-            origin: Some(&origin),
-            headers: &response.headers,
-        };
-        println!("on-deliver (status {}, miss)", response.status.as_u16());
-        let edits = module.on_deliver(&view(&request), &delivered);
-        print_outcome(edits.as_ref(), |edits| {
-            vec![("header-edits", describe_edits(edits))]
-        });
-        ok &= edits.is_ok();
-    }
-    if module.hooks.on_error {
-        let error = ErrorView {
-            origin: &origin,
-            failure: OriginFailure::Unreachable,
-        };
-        println!("on-error (origin {origin} unreachable)");
-        let answer = module.on_error(&view(&request), &error, None);
-        print_outcome(answer.as_ref(), describe_error_answer);
-        ok &= answer.is_ok();
-    }
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    verdict.is_ok()
+}
+
+fn try_on_deliver(
+    module: &Module,
+    request: &request::Parts,
+    response: &response::Parts,
+    origin: &str,
+) -> bool {
+    let delivered = ClientResponseView {
+        status: response.status,
+        outcome: CacheOutcome::Miss,
+        origin: Some(origin),
+        headers: &response.headers,
+    };
+    println!("on-deliver (status {}, miss)", response.status.as_u16());
+    let edits = module.on_deliver(&view(request), &delivered);
+    print_outcome(edits.as_ref(), |edits| {
+        vec![("header-edits", describe_edits(edits))]
+    });
+    edits.is_ok()
+}
+
+fn try_on_error(module: &Module, request: &request::Parts, origin: &str) -> bool {
+    let error = ErrorView {
+        origin,
+        failure: OriginFailure::Unreachable,
+    };
+    println!("on-error (origin {origin} unreachable)");
+    let answer = module.on_error(&view(request), &error, None);
+    print_outcome(answer.as_ref(), describe_error_answer);
+    answer.is_ok()
 }
 
 fn view(request: &request::Parts) -> RequestView<'_> {

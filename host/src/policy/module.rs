@@ -105,7 +105,6 @@ impl Module {
                 world.version()
             )
         })?;
-        let memo = || (spec.memo_entries > 0).then(|| RequestMemo::new(spec.memo_entries));
         let mut module = Module {
             name: spec.name.to_owned(),
             digest: spec.digest.to_owned(),
@@ -121,11 +120,17 @@ impl Module {
             pre,
             idle: Mutex::new(Vec::new()),
             max_idle: std::thread::available_parallelism().map_or(4, usize::from),
-            request_memo: memo(),
-            deliver_memo: (spec.memo_entries > 0).then(|| DeliverMemo::new(spec.memo_entries)),
+            request_memo: None,
+            deliver_memo: None,
         };
         module.hooks = module.ask_hooks()?;
         module.smoke_test()?;
+        // Memos only for the memoized hooks the module implements.
+        let entries = spec.memo_entries;
+        if entries > 0 {
+            module.request_memo = module.hooks.on_request.then(|| RequestMemo::new(entries));
+            module.deliver_memo = module.hooks.on_deliver.then(|| DeliverMemo::new(entries));
+        }
         Ok(module)
     }
 
@@ -187,9 +192,10 @@ impl Module {
         Ok(())
     }
 
-    /// Whether this module's decisions may be memoized.
+    /// Whether the chain may reuse decisions this module took part in: its `on-request`
+    /// decisions may be memoized, or it has no `on-request`.
     pub fn memoizes(&self) -> bool {
-        self.request_memo.is_some()
+        !self.hooks.on_request || self.request_memo.is_some()
     }
 
     /// Runs `on-request`, or reuses a memoized decision; also returns the reads the decision

@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use caje::policy::{CacheVerdict, ModuleState, Policies, RequestAction};
+use caje::policy::{
+    CacheVerdict, FailureMode, ModuleConfig, ModuleState, Policies, RequestAction, ResponseView,
+};
+use http::StatusCode;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::{ORIGINS, PolicyDir, TestRequest, config, status};
@@ -187,4 +190,52 @@ fn one_chain_serves_many_threads_at_once() {
         worker.join().unwrap();
     }
     assert_eq!(status(&policies, "20-bypass.wasm").calls, 100);
+}
+
+#[test]
+fn on_response_sees_the_origin_and_edits_the_stored_headers() {
+    let dir = PolicyDir::with(&[("10-probe.wasm", "probe")]);
+    let chain = dir.start().chain();
+    let request = TestRequest::get("https://example.com/api/x");
+    let mut headers = super::header_map(&[("server", "nginx")]);
+    let response = ResponseView {
+        status: StatusCode::OK,
+        headers: &headers,
+        origin: "api",
+    };
+    let verdict = chain
+        .on_response(
+            &request.view(),
+            &response,
+            CacheVerdict::new(true, Duration::from_secs(30)),
+        )
+        .unwrap();
+    assert_eq!(verdict.tags, ["seen-ttl=30", "seen-from=api"]);
+    verdict.apply_stored_edits(&mut headers);
+    assert_eq!(headers["x-probe-stored"], "1");
+    assert_eq!(headers["server"], "nginx");
+
+    let invalid = PolicyDir::with(&[("10-invalid.wasm", "hostile-invalid")]);
+    let mut strict = config();
+    strict.modules.insert(
+        "10-invalid.wasm".to_owned(),
+        ModuleConfig {
+            failure: Some(FailureMode::Closed),
+            ..ModuleConfig::default()
+        },
+    );
+    let refusal = TestRequest::get("https://example.com/stored")
+        .verdict(
+            &invalid.start_with(&strict).chain(),
+            200,
+            &[],
+            CacheVerdict::new(true, Duration::ZERO),
+        )
+        .unwrap_err();
+    assert!(
+        refusal.reason.contains(
+            "stored-header-edits[0]: \"transfer-encoding\" is a hop-by-hop or framing header"
+        ),
+        "{refusal}"
+    );
 }

@@ -87,10 +87,9 @@ fn test_prints_each_hooks_decision() {
         "  origin:                 web",
         "  action:                 lookup",
         "  origin-header-edits:    remove cookie, remove authorization",
-        "on-response (status 200; given store yes, ttl 2m)",
-        "  ttl:                    2m",
-        "  stale-if-error:         1m",
+        "  url:                    (unchanged)",
         "  fuel used:",
+        "not implemented (caje never calls them): on-response, on-deliver, on-error",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
@@ -103,20 +102,50 @@ fn test_starts_on_response_from_the_proxys_defaults() {
     let output = caje(&[
         "policy",
         "test",
-        component("route-by-path").to_str().unwrap(),
+        component("tag-by-path").to_str().unwrap(),
         "--request",
         "GET https://example.com/account",
         "--header",
         "Cookie: session=1",
         "--response-header",
-        "cache-control: max-age=120",
+        "cache-control: max-age=120, stale-if-error=60",
     ]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
-    assert!(
-        stdout.contains("on-response (status 200; given store no (request had Cookie), ttl 2m)"),
-        "{stdout}"
-    );
+    for line in [
+        "on-response (status 200; given store no (request had Cookie), ttl 2m)",
+        "  ttl:                    2m",
+        "  stale-if-error:         1m",
+        "  tags:                   path:account, host:example.com",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn test_shows_delivered_headers_and_error_pages() {
+    let output = caje(&[
+        "policy",
+        "test",
+        component("security-headers").to_str().unwrap(),
+        "--request",
+        "GET https://example.com/",
+        "--response-header",
+        "server: nginx",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    for line in [
+        "on-deliver (status 200, miss)",
+        "  header-edits:           remove server, remove x-powered-by, set x-content-type-options: nosniff, \
+         set referrer-policy: strict-origin-when-cross-origin, \
+         set strict-transport-security: max-age=63072000; includeSubDomains, set content-security-policy: ",
+        "on-error (origin default unreachable)",
+        "  response:               respond 502 Bad Gateway (3 headers, ",
+        "not implemented (caje never calls them): on-request, on-response",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
 }
 
 #[test]

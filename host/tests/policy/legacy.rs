@@ -115,3 +115,25 @@ fn an_old_module_keeps_what_newer_modules_decided() {
     );
     assert!(verdict.store);
 }
+
+#[test]
+fn caje_policy_check_shows_an_old_modules_version_and_hooks() {
+    let temp = tempfile::tempdir().unwrap();
+    let file = temp.path().join("decorate-0.1.0.wasm");
+    std::fs::write(&file, OLD_DECORATE).unwrap();
+    let output = super::caje(&["policy", "check", file.to_str().unwrap()]);
+    let stdout = super::text(&output.stdout);
+    assert!(
+        output.status.success(),
+        "{stdout}{}",
+        super::text(&output.stderr)
+    );
+    assert!(
+        stdout.starts_with("ok: decorate-0.1.0.wasm is a caje policy (caje:policy/hooks@0.1.0)\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("  world:      caje:policy@0.1.0\n  hooks:      on-request, on-response\n"),
+        "{stdout}"
+    );
+}
