@@ -143,7 +143,9 @@ impl Chain {
     }
 
     /// Runs `on-response` of every module in order, like [`Chain::on_request`]; `current` is
-    /// the host's verdict from the HTTP caching rules. The verdict's `stored_header_edits` are
+    /// the host's verdict from the HTTP caching rules. Here and in the hooks below, `req` is the
+    /// request as on-request left it: the policies' header edits applied, and the normalised
+    /// URL in place of the client's. The verdict's `stored_header_edits` are
     /// for the proxy to apply to the response before it stores and sends it
     /// ([`CacheVerdict::apply_stored_edits`]).
     pub fn on_response(
