@@ -37,6 +37,15 @@ impl NotStorable {
             NotStorable::Useless => "no freshness and no validator",
         }
     }
+
+    /// Whether a policy's verdict cannot override this: caje cannot store a 206, a `Vary: *`
+    /// response or a body over `max_object_size` correctly, whatever a policy says.
+    pub fn binds_policies(self) -> bool {
+        matches!(
+            self,
+            NotStorable::PartialContent | NotStorable::VaryStar | NotStorable::TooLarge
+        )
+    }
 }
 
 /// The host's default storability for a response to `request` (the full client request).

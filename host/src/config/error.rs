@@ -101,7 +101,7 @@ fn hint_for(message: &str) -> Option<String> {
 }
 
 /// The 1-based line of `offset` and the dotted key defined on or above it.
-fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
+pub(crate) fn locate(text: &str, offset: usize) -> (usize, Option<String>) {
     let offset = offset.min(text.len());
     let before = &text[..offset];
     let line_number = before.matches('\n').count() + 1;

@@ -14,6 +14,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 pub use error::ConfigError;
+pub(crate) use error::locate;
 
 use crate::admin::AdminConfig;
 use crate::litefs::LitefsConfig;

@@ -171,7 +171,11 @@ impl Fetch<'_> {
         if chain.is_empty() {
             return Ok(default);
         }
-        let response = ResponseView { status, headers };
+        let response = ResponseView {
+            status,
+            headers,
+            origin: &self.route.origin.name,
+        };
         chain.on_response(&self.request.view(), &response, default)
     }
 
