@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use proc_macro2::{Delimiter, TokenStream, TokenTree};
 
-use crate::{read, readme_section, repo};
+use super::{read, readme_section, repo};
 
 /// The `metrics` macros whose first argument is a metric's name.
 const MACROS: [&str; 6] = [
