@@ -13,12 +13,13 @@ use tokio::task::JoinHandle;
 
 use crate::admin::{self, Admin};
 use crate::cache::Cache;
-use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
+use crate::config::Config;
 use crate::litefs;
 use crate::manifest::{Manifest, OpenOptions};
 use crate::policy::Policies;
 use crate::populate::Populator;
-use crate::proxy::{self, Proxy};
+use crate::proxy::{Proxy, ProxyConfig};
+use crate::server::{self, ServerConfig};
 
 const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -58,8 +59,13 @@ impl Node {
             (None, None)
         };
         let policies = start_policies(config).await?;
+        let proxy_config = ProxyConfig {
+            origins: &config.origins,
+            default_origin: &config.default_origin,
+            access_log: config.log.access,
+        };
         let proxy = Arc::new(
-            Proxy::new(config, cache, manifest, policies)
+            Proxy::new(&proxy_config, cache, manifest, policies)
                 .map_err(anyhow::Error::msg)?
                 .with_litefs(litefs),
         );
@@ -78,7 +84,16 @@ impl Node {
             populator
         });
         let admin = if config.admin.enabled {
-            Some(Arc::new(Admin::new(config, proxy.clone(), populate)?))
+            let node = match proxy.manifest() {
+                Some(manifest) => manifest.node().to_owned(),
+                None => crate::manifest::node_name(config.manifest.node.as_deref()),
+            };
+            Some(Arc::new(Admin::new(
+                &config.admin,
+                node,
+                proxy.clone(),
+                populate,
+            )?))
         } else {
             tracing::info!("[admin] enabled = false: /_caje paths answer 404");
             None
@@ -227,7 +242,7 @@ where
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        proxy::serve(listener, handler, &server_config, shutdown).await;
+        server::serve(listener, handler, &server_config, shutdown).await;
     })
 }
 
@@ -281,18 +296,4 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = interrupt.recv() => {}
     }
     Ok(())
-}
-
-/// Installs the global tracing subscriber; `RUST_LOG` overrides the configured level.
-pub fn init_logging(config: &LogConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

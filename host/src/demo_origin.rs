@@ -17,7 +17,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::proxy::Body;
+use crate::body::Body;
 
 const CHUNK: usize = 64 << 10;
 

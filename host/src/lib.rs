@@ -8,12 +8,16 @@
 
 pub mod admin;
 pub mod app;
+pub mod body;
 pub mod cache;
 pub mod config;
 pub mod demo_origin;
 pub mod litefs;
+pub mod logging;
 pub mod manifest;
 pub mod policy;
 pub mod populate;
 pub mod proxy;
+pub mod server;
+pub mod units;
 mod warn_limit;

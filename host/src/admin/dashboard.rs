@@ -10,7 +10,7 @@ use http::header::{self, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::reply::{self, Reply};
-use crate::proxy::Body;
+use crate::body::Body;
 
 const TEMPLATE: &str = include_str!("dashboard.html");
 const STYLE: &str = include_str!("dashboard.css");

@@ -32,7 +32,6 @@ pub use prometheus::install as install_metrics;
 pub use reply::Reply;
 pub use router::{PREFIX, Route, owns, routes};
 
-use crate::config::Config;
 use crate::populate::Populator;
 use crate::proxy::Proxy;
 
@@ -52,19 +51,16 @@ impl Admin {
     /// Reads the token (a missing or empty token file is an error here, at start) and, when
     /// `[admin] metrics` is on, installs the process's Prometheus recorder.
     pub fn new(
-        config: &Config,
+        config: &AdminConfig,
+        node: String,
         proxy: Arc<Proxy>,
         populate: Option<Populator>,
     ) -> Result<Admin, TokenError> {
-        let auth = Auth::from_config(&config.admin)?;
-        let metrics = if config.admin.metrics {
+        let auth = Auth::from_config(config)?;
+        let metrics = if config.metrics {
             install_metrics()
         } else {
             None
-        };
-        let node = match proxy.manifest() {
-            Some(manifest) => manifest.node().to_owned(),
-            None => crate::manifest::node_name(config.manifest.node.as_deref()),
         };
         Ok(Admin {
             proxy,
@@ -73,7 +69,7 @@ impl Admin {
             metrics,
             node,
             started: Instant::now(),
-            public_health: config.admin.public_health,
+            public_health: config.public_health,
         })
     }
 

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::Admin;
 use super::reply::{self, Reply};
-use crate::proxy::Body;
+use crate::body::Body;
 use http::StatusCode;
 
 /// Origin response-head latency: from 1 ms (an origin in the same region) to 30 s, the default

@@ -2,6 +2,7 @@
 //! It never touches the network: the proxy hands it request headers and origin response heads.
 
 mod assess;
+mod config;
 pub mod detach;
 mod entry;
 mod fill;
@@ -27,12 +28,12 @@ use bytes::Bytes;
 use futures_util::Stream;
 use http::HeaderMap;
 
-use crate::config::CacheConfig;
 pub use assess::{Assessment, assess, cache_options};
 pub use entry::{
     EntryError, EntryHead, Record, Timeline, Windows, decode as decode_entry,
     encode as encode_entry,
 };
+pub use config::CacheConfig;
 pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
 pub use key::{Key, url_digest};

@@ -1,26 +1,30 @@
-//! `caje.toml` → a typed, validated [`Config`].
-//! Errors name the file, the key and the line, and say how to fix the value.
+//! `caje.toml` → a typed, validated [`Config`], composed of the sections each module owns
+//! (`cache::CacheConfig`, `server::ServerConfig`, …). Errors name the file, the key and the line.
+//!
+//! Only `app` (and `main`) import this module; it imports nothing of caje but those sections,
+//! so no module below it can reach back into the whole config.
 
 mod error;
 #[cfg(test)]
 mod fuzz;
-pub(crate) mod units;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
 pub use error::ConfigError;
 
 use crate::admin::AdminConfig;
+use crate::cache::CacheConfig;
 use crate::litefs::LitefsConfig;
+use crate::logging::LogConfig;
 use crate::manifest::ManifestConfig;
 use crate::policy::PolicyConfig;
 use crate::populate::PopulateConfig;
-pub use units::ByteSize;
+use crate::proxy::OriginConfig;
+use crate::server::ServerConfig;
 
 /// The whole configuration of one caje node.
 #[derive(Debug, Clone)]
@@ -44,174 +48,6 @@ pub struct Config {
     pub litefs: LitefsConfig,
     pub admin: AdminConfig,
     pub populate: PopulateConfig,
-}
-
-/// One `[origins.<name>]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginConfig {
-    /// Base URL (`http://` or `https://`, optional path prefix).
-    pub url: OriginUrl,
-    /// `Host` header sent to the origin instead of the URL's authority.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// PEM file of extra CA certificates to trust for this https origin (besides the web PKI roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Client `Host` names this origin serves (`"example.com"`, `"*.example.com"`; ports ignored).
-    /// When any origin lists hosts, requests for other hosts are refused with 421.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(
-        default = "defaults::connect_timeout",
-        deserialize_with = "units::duration"
-    )]
-    pub connect_timeout: Duration,
-    /// Longest wait for the response head, and between two body chunks.
-    #[serde(
-        default = "defaults::read_timeout",
-        deserialize_with = "units::duration"
-    )]
-    pub read_timeout: Duration,
-}
-
-/// An origin base URL, checked when the config is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginUrl(pub http::Uri);
-
-impl<'de> Deserialize<'de> for OriginUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_origin_url(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_origin_url(text: &str) -> Result<OriginUrl, String> {
-    let uri: http::Uri = text.parse().map_err(|err| {
-        format!("invalid URL {text:?} ({err}); write it like \"https://example.com\"")
-    })?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => {
-            return Err(format!(
-                "origin URL {text:?} must start with http:// or https://"
-            ));
-        }
-    }
-    if uri.authority().is_none() {
-        return Err(format!("origin URL {text:?} has no host"));
-    }
-    if uri.query().is_some() {
-        return Err(format!("origin URL {text:?} must not have a query string"));
-    }
-    Ok(OriginUrl(uri))
-}
-
-/// `[cache]`: the body store and freshness rules.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Bodies larger than this are passed through uncached.
-    pub max_object_size: ByteSize,
-    /// Memory kept for hot entries (heads and small bodies); the rest is read from disk.
-    pub memory_size: ByteSize,
-    /// Bodies up to this size are kept in memory when hot; larger ones are streamed from disk.
-    pub memory_max_object: ByteSize,
-    /// fsync each entry before it becomes visible (survives power loss, costs fill throughput).
-    pub fsync: bool,
-    /// Honour a client's `Cache-Control: max-stale` (off: a shared cache decides staleness itself).
-    pub honor_client_max_stale: bool,
-    /// Longest time a coalesced request waits for another request's origin fetch before fetching itself.
-    #[serde(deserialize_with = "units::duration")]
-    pub coalesce_wait: Duration,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            max_object_size: ByteSize(1 << 30),
-            memory_size: ByteSize(16 << 20),
-            memory_max_object: ByteSize(2 << 20),
-            fsync: false,
-            honor_client_max_stale: false,
-            coalesce_wait: Duration::from_secs(30),
-        }
-    }
-}
-
-/// `[server]`: the client-facing listener's limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Largest request head (request line + headers) accepted; larger gets 431/400.
-    pub max_header_size: ByteSize,
-    /// Most request headers accepted.
-    pub max_headers: usize,
-    /// A client must send its whole request head within this time (slowloris defence).
-    #[serde(deserialize_with = "units::duration")]
-    pub header_read_timeout: Duration,
-    /// How long shutdown waits for in-flight requests before closing them.
-    #[serde(deserialize_with = "units::duration")]
-    pub shutdown_grace: Duration,
-    /// Most client connections open at once (each costs a file descriptor); connections beyond
-    /// it get a 503 and are closed at once.
-    pub max_connections: usize,
-    /// A connection with no request in progress and no bytes moving either way for this long
-    /// is closed (idle keep-alive, h2 and silent connections alike).
-    #[serde(deserialize_with = "units::duration")]
-    pub idle_timeout: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_header_size: ByteSize(64 << 10),
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(30),
-            max_connections: 10_000,
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[log]`: log format and verbosity.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// A `tracing` filter such as `"info"` or `"caje=debug,info"`; `RUST_LOG` overrides it.
-    pub level: String,
-    /// One line per request (target `caje::access`) with method, URL, status, cache verdict, origin, time.
-    pub access: bool,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Text,
-            level: "info".into(),
-            access: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-mod defaults {
-    use std::time::Duration;
-
-    pub fn connect_timeout() -> Duration {
-        Duration::from_secs(5)
-    }
-    pub fn read_timeout() -> Duration {
-        Duration::from_secs(30)
-    }
 }
 
 /// The file as written; paths are still relative to the file.
@@ -358,7 +194,10 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::units::ByteSize;
 
     pub(super) const GOOD: &str = r#"
 listen = "127.0.0.1:8080"

@@ -18,8 +18,7 @@ use super::failure::Failure;
 use super::module::{Module, ModuleSpec, Outcome};
 use super::precompiled::PrecompiledCache;
 use super::view::{RequestView, ResponseView};
-use crate::cache::{self, NotStorable};
-use crate::config::CacheConfig;
+use crate::cache::{self, CacheConfig, NotStorable};
 
 /// Tools for policy authors.
 #[derive(Debug, clap::Subcommand)]

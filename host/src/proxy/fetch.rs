@@ -12,7 +12,7 @@ use http_cache_semantics::{AfterResponse, BeforeRequest, CachePolicy};
 use hyper::body::Incoming;
 
 use super::Proxy;
-use super::body::Body;
+use crate::body::Body;
 use super::canonical::CanonicalRequest;
 use super::headers;
 use super::origin::{Origin, OriginError, UpstreamTime};
@@ -489,7 +489,7 @@ pub fn pass_through(
                     Err(_) => return Some((Err(origin.body_timeout().into()), None)),
                     Ok(None) => return None,
                     Ok(Some(Err(err))) => {
-                        return Some((Err(super::body::BoxError::from(err)), None));
+                        return Some((Err(crate::body::BoxError::from(err)), None));
                     }
                     Ok(Some(Ok(frame))) => {
                         if let Ok(data) = frame.into_data() {

@@ -1,34 +1,40 @@
 //! The hyper service: a request's life from canonical form through lookup, coalesced origin fetch
 //! and fill, to the response. The modules below it own one phase each.
 
-mod body;
 mod canonical;
 mod coalesce;
+mod config;
 mod fetch;
 mod headers;
-mod idle;
 mod origin;
 mod respond;
 mod route;
-mod server;
 mod service;
 mod warm;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use http::uri::Scheme;
 
-pub use body::Body;
 pub use canonical::{BadRequest, CanonicalRequest};
+pub use config::{OriginConfig, OriginUrl};
 pub use origin::{OriginError, Origins};
-pub use server::serve;
 pub use warm::Warmed;
 
 use crate::cache::Cache;
-use crate::config::Config;
 use crate::litefs;
 use crate::manifest::Manifest;
 use crate::policy::Policies;
+
+/// What the proxy is configured with, besides the parts it is handed.
+pub struct ProxyConfig<'a> {
+    pub origins: &'a BTreeMap<String, OriginConfig>,
+    /// The origin of requests no policy and no `hosts` list sends elsewhere.
+    pub default_origin: &'a str,
+    /// One `caje::access` log line per request.
+    pub access_log: bool,
+}
 
 /// Everything a request needs, shared by all connections.
 pub struct Proxy {
@@ -49,18 +55,18 @@ pub struct Proxy {
 impl Proxy {
     /// Builds the proxy; fails when an origin's TLS settings are unusable.
     pub fn new(
-        config: &Config,
+        config: &ProxyConfig<'_>,
         cache: Cache,
         manifest: Option<Manifest>,
         policies: Policies,
     ) -> Result<Proxy, String> {
         Ok(Proxy {
             cache,
-            origins: Origins::new(&config.origins)?,
+            origins: Origins::new(config.origins)?,
             coalescer: Arc::default(),
-            default_origin: config.default_origin.clone(),
+            default_origin: config.default_origin.to_owned(),
             scheme: Scheme::HTTP,
-            access_log: config.log.access,
+            access_log: config.access_log,
             manifest,
             policies,
             litefs: None,

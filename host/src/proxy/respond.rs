@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::body::Body;
+use crate::body::Body;
 use super::canonical::CanonicalRequest;
 use super::fetch::{Failure, StreamingFill};
 use super::headers;

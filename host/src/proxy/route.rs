@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::{HeaderMap, StatusCode, header};
 
 use super::Proxy;
-use super::body::Body;
+use crate::body::Body;
 use super::canonical::CanonicalRequest;
 use super::headers;
 use super::origin::Origin;

@@ -11,7 +11,7 @@ use hyper::body::Incoming;
 use tokio::sync::oneshot;
 
 use super::Proxy;
-use super::body::Body;
+use crate::body::Body;
 use super::canonical::CanonicalRequest;
 use super::coalesce::{self, FlightGuard, Join};
 use super::fetch::{Failure, Fetch, Fetched, Outcome, StreamingFill, pass_through};

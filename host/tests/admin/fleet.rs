@@ -55,7 +55,7 @@ async fn pair(origin: &str, populate: &str) -> (TestNode, TestNode) {
 }
 
 /// The origin's page at `path`: cacheable for ten minutes, its body the path.
-fn page(path: &str) -> http::Response<caje::proxy::Body> {
+fn page(path: &str) -> http::Response<caje::body::Body> {
     respond(200, &[("cache-control", "max-age=600")], path)
 }
 

@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use caje::proxy::Body;
+use caje::body::Body;
 use caje_testkit::{TestOrigin, eventually, eventually_async, get, open};
 use http::Response;
 use http_body_util::BodyExt;

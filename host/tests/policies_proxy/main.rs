@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use caje::policy::ModuleStatus;
-use caje::proxy::Body;
+use caje::body::Body;
 use caje_testkit::{TestNode, TestOrigin, eventually, policies, respond};
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
