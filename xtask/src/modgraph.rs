@@ -39,8 +39,12 @@ pub struct Graph {
 
 /// `cargo xtask modgraph`: prints the host's graph; an error when its top-level modules cycle.
 pub fn run(root: &Path) -> anyhow::Result<()> {
-    let source = root.join("host/src");
-    let graph = Crate::read(&source)?.graph();
+    check(&root.join("host/src"))
+}
+
+/// [`run`] on the crate whose `lib.rs` is in `source` (`cargo xtask modgraph SRC`).
+pub fn check(source: &Path) -> anyhow::Result<()> {
+    let graph = Crate::read(source)?.graph();
     print!("{}", graph.report());
     let cycles = cycles(&graph.modules);
     if !cycles.is_empty() {
@@ -149,7 +153,7 @@ impl Graph {
     /// file graph's size and cycles.
     pub fn report(&self) -> String {
         let mut text = String::from(
-            "top-level modules of host/src, by layer (a module uses only modules of lower layers):\n",
+            "top-level modules, by layer (a module uses only modules of lower layers):\n",
         );
         let layers = layers(&self.modules);
         for (layer, names) in layers.iter().enumerate() {
@@ -163,14 +167,19 @@ impl Graph {
                 }
             }
         }
-        let cyclic: Vec<&String> = self
+        let module_cycles = cycles(&self.modules);
+        for cycle in &module_cycles {
+            let _ = writeln!(text, "  in a cycle: {}", cycle.join(", "));
+        }
+        let above: Vec<&str> = self
             .modules
             .keys()
             .filter(|name| !layers.iter().flatten().any(|placed| placed == *name))
+            .filter(|name| !module_cycles.iter().flatten().any(|cyclic| cyclic == *name))
+            .map(String::as_str)
             .collect();
-        if !cyclic.is_empty() {
-            let names: Vec<&str> = cyclic.iter().map(|s| s.as_str()).collect();
-            let _ = writeln!(text, "  in a cycle (no layer): {}", names.join(", "));
+        if !above.is_empty() {
+            let _ = writeln!(text, "  above a cycle: {}", above.join(", "));
         }
         let edges: usize = self.files.values().map(BTreeSet::len).sum();
         let file_cycles = cycles(&self.files);
@@ -699,7 +708,7 @@ mod tests {
             cycles(&graph.modules),
             vec![vec!["admin".to_owned(), "cache".to_owned(), "config".to_owned()]]
         );
-        assert!(graph.report().contains("in a cycle (no layer): admin, cache, config"));
+        assert!(graph.report().contains("  in a cycle: admin, cache, config\n"));
         let err = run(&dir).unwrap_err().to_string();
         assert!(err.contains("admin ⇄ cache ⇄ config"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
