@@ -20,6 +20,7 @@ use crate::policy::Policies;
 use crate::populate::Populator;
 use crate::proxy::{Proxy, ProxyConfig};
 use crate::server::{self, ServerConfig};
+use crate::sync::blocking;
 
 const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -184,9 +185,7 @@ async fn start_policies(config: &Config) -> anyhow::Result<Policies> {
     let dir = config.policies_dir.clone();
     let policy_config = config.policies.clone();
     let origins: Vec<String> = config.origins.keys().cloned().collect();
-    let policies =
-        tokio::task::spawn_blocking(move || Policies::start(&dir, &policy_config, origins))
-            .await??;
+    let policies = blocking(move || Policies::start(&dir, &policy_config, origins)).await?;
     let chain = policies.chain();
     let modules: Vec<&str> = chain.module_names().collect();
     tracing::info!(dir = %config.policies_dir.display(), ?modules, "policy chain loaded");

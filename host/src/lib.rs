@@ -18,6 +18,8 @@ pub mod manifest;
 pub mod policy;
 pub mod populate;
 pub mod proxy;
+pub mod request_counts;
 pub mod server;
+mod sync;
 pub mod units;
 mod warn_limit;

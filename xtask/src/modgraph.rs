@@ -66,8 +66,8 @@ impl Crate {
         let mut files = BTreeMap::new();
         let mut pending = vec![src.to_owned()];
         while let Some(dir) = pending.pop() {
-            let entries =
-                std::fs::read_dir(&dir).with_context(|| format!("cannot read {}", dir.display()))?;
+            let entries = std::fs::read_dir(&dir)
+                .with_context(|| format!("cannot read {}", dir.display()))?;
             for entry in entries {
                 let path = entry?.path();
                 if path.is_dir() {
@@ -457,7 +457,10 @@ fn tokenize(text: &str) -> Vec<String> {
                     i += 1;
                 }
             }
-        } else if c == '"' || (c == 'r' && matches!(next, Some('"' | '#'))) || (c == 'b' && next == Some('"')) {
+        } else if c == '"'
+            || (c == 'r' && matches!(next, Some('"' | '#')))
+            || (c == 'b' && next == Some('"'))
+        {
             let start = i;
             i = string_end(&chars, i);
             let literal: String = chars[start..i].iter().collect();
@@ -678,9 +681,16 @@ mod tests {
         );
         assert_eq!(
             graph.files["proxy"],
-            BTreeSet::from(["cache".to_owned(), "cache::key".to_owned(), "units".to_owned()])
+            BTreeSet::from([
+                "cache".to_owned(),
+                "cache::key".to_owned(),
+                "units".to_owned()
+            ])
         );
-        assert_eq!(graph.files["cache"], BTreeSet::from(["cache::store".to_owned()]));
+        assert_eq!(
+            graph.files["cache"],
+            BTreeSet::from(["cache::store".to_owned()])
+        );
         assert!(cycles(&graph.modules).is_empty());
         let report = graph.report();
         assert!(report.contains("  0:\n      units\n"), "{report}");
@@ -694,9 +704,15 @@ mod tests {
         write(
             &dir,
             &[
-                ("host/src/lib.rs", "pub mod config;\npub mod cache;\npub mod admin;\n"),
+                (
+                    "host/src/lib.rs",
+                    "pub mod config;\npub mod cache;\npub mod admin;\n",
+                ),
                 ("host/src/config.rs", "use crate::admin::AdminConfig;\n"),
-                ("host/src/admin.rs", "pub struct AdminConfig;\nuse crate::cache::Cache;\n"),
+                (
+                    "host/src/admin.rs",
+                    "pub struct AdminConfig;\nuse crate::cache::Cache;\n",
+                ),
                 (
                     "host/src/cache.rs",
                     "pub struct Cache;\nfn size() -> crate::config::Size { todo!() }\n",
@@ -706,9 +722,17 @@ mod tests {
         let graph = Crate::read(&dir.join("host/src")).unwrap().graph();
         assert_eq!(
             cycles(&graph.modules),
-            vec![vec!["admin".to_owned(), "cache".to_owned(), "config".to_owned()]]
+            vec![vec![
+                "admin".to_owned(),
+                "cache".to_owned(),
+                "config".to_owned()
+            ]]
         );
-        assert!(graph.report().contains("  in a cycle: admin, cache, config\n"));
+        assert!(
+            graph
+                .report()
+                .contains("  in a cycle: admin, cache, config\n")
+        );
         let err = run(&dir).unwrap_err().to_string();
         assert!(err.contains("admin ⇄ cache ⇄ config"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);

@@ -27,9 +27,7 @@ pub(super) async fn clear_fs(admin: &Admin, body: Incoming) -> Reply {
         return answer;
     }
     let cache = admin.proxy.cache().clone();
-    let cleared = tokio::task::spawn_blocking(move || cache.clear())
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    let cleared = crate::sync::blocking(move || cache.clear()).await;
     match cleared {
         Ok(files) => {
             tracing::info!(files, "admin cleared this node's cache files");

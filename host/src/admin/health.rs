@@ -6,11 +6,11 @@ use http::StatusCode;
 use serde::Serialize;
 
 use super::Admin;
-use super::prometheus::RequestCounts;
 use super::reply::{self, Reply};
 use crate::litefs::{self, Lag, Role};
 use crate::manifest::WriterStats;
 use crate::populate::PopulateStatus;
+use crate::request_counts::{self, RequestCounts};
 
 #[derive(Serialize)]
 struct Health<'a> {
@@ -86,10 +86,7 @@ pub(super) async fn health(admin: &Admin) -> Reply {
         populate,
         cache: CacheHealth {
             fetches_in_flight: admin.proxy.fetches_in_flight(),
-            requests: admin
-                .metrics
-                .as_ref()
-                .map(|handle| RequestCounts::from_scrape(&handle.render())),
+            requests: admin.metrics.as_ref().map(|_| request_counts::snapshot()),
         },
     };
     reply::json(StatusCode::OK, &health)

@@ -254,9 +254,8 @@ async fn blocking<T: Send + 'static>(
     cache: Cache,
     work: impl FnOnce(&Cache) -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, Reply> {
-    tokio::task::spawn_blocking(move || work(&cache))
+    crate::sync::blocking(move || work(&cache))
         .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)))
         .map_err(|err| {
             reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,

@@ -19,6 +19,7 @@ use super::target;
 use crate::cache::{Cache, PurgeTargets};
 use crate::manifest::Selector;
 use crate::populate;
+use crate::sync::blocking;
 
 const EXAMPLE: &str = r#"{"url": "http://example.com/page"}, {"prefix": "http://example.com/blog/", "soft": true} or {"tag": "product-42"}"#;
 
@@ -189,9 +190,8 @@ fn describe(selector: &Selector) -> (&'static str, String) {
 async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<PurgeTargets> {
     let cache = cache.clone();
     let selector = selector.clone();
-    let entries = tokio::task::spawn_blocking(move || cache.scan(None, usize::MAX))
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)))?
+    let entries = blocking(move || cache.scan(None, usize::MAX))
+        .await?
         .entries;
     Ok(match &selector {
         Selector::Prefix(prefix) => PurgeTargets::Urls(

@@ -8,7 +8,7 @@ use http_cache_semantics::{CacheOptions, CachePolicy};
 
 use super::entry::Windows;
 use super::freshness::default_windows;
-use super::storable::{NotStorable, check};
+use super::storable::{NotStored, check};
 
 /// The host's view of one response.
 pub struct Assessment {
@@ -17,7 +17,7 @@ pub struct Assessment {
     /// Freshness and the stale windows of `Cache-Control`.
     pub windows: Windows,
     /// Whether caje would store it (a policy may still override that).
-    pub storable: Result<(), NotStorable>,
+    pub storable: Result<(), NotStored>,
 }
 
 /// Assesses `response` to `request` (the full request, credentials included) at `now`.
@@ -73,11 +73,11 @@ mod tests {
         assert_eq!(fresh.windows.stale_if_error, Duration::from_secs(600));
         let (request, response) = parts("max-age=60", true);
         let personal = assess(&request, &response, now, 1 << 20);
-        assert_eq!(personal.storable, Err(NotStorable::CookieRequest));
+        assert_eq!(personal.storable, Err(NotStored::Cookie));
         let (request, response) = parts("private, max-age=60", false);
         assert_eq!(
             assess(&request, &response, now, 1 << 20).storable,
-            Err(NotStorable::Semantics),
+            Err(NotStored::Private),
             "caje is a shared cache"
         );
     }

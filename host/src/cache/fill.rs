@@ -280,13 +280,12 @@ pub fn file_stream(
                 return None;
             }
             let len = (end - offset).min(READ_CHUNK) as usize;
-            let read = tokio::task::spawn_blocking(move || {
+            let read = crate::sync::blocking(move || {
                 let mut buffer = vec![0u8; len];
                 file.read_exact_at(&mut buffer, offset)
                     .map(|()| Bytes::from(buffer))
             })
-            .await
-            .unwrap_or_else(|join| Err(io::Error::other(join)));
+            .await;
             match read {
                 Ok(chunk) => Some((Ok(chunk), offset + len as u64)),
                 Err(err) => Some((Err(err), end)),

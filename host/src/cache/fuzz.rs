@@ -42,10 +42,10 @@ fn entry_file(body: &[u8]) -> Vec<u8> {
         url: "http://fuzz.test/x".into(),
         origin: "origin".into(),
         status: 200,
-        headers: vec![(
-            "content-type".into(),
-            serde_bytes::ByteBuf::from(b"text/plain".to_vec()),
-        )],
+        headers: http::HeaderMap::from_iter([(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("text/plain"),
+        )]),
         policy,
         timeline: Timeline::new(now, &windows),
         shared_with_authorization: false,

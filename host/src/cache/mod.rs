@@ -29,19 +29,21 @@ use futures_util::Stream;
 use http::HeaderMap;
 
 pub use assess::{Assessment, assess, cache_options};
+pub use config::CacheConfig;
 pub use entry::{
     EntryError, EntryHead, Record, Timeline, Windows, decode as decode_entry,
     encode as encode_entry,
 };
-pub use config::CacheConfig;
 pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
 pub use key::{Key, url_digest};
 use memory::{MemoryIndex, Slot};
 pub use purge::{PurgeTally, PurgeTargets};
-pub use storable::{NotStorable, persisted_request, shared_with_authorization, vary_names};
+pub use storable::{NotStored, persisted_request, shared_with_authorization, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
+
+use crate::sync::blocking;
 
 /// One page of [`Cache::scan`].
 #[derive(Debug, Default)]
@@ -164,13 +166,12 @@ impl Cache {
         };
         let inner = self.inner.clone();
         let owned_key = key.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = blocking(move || {
             inner
                 .store
                 .load_opened(&owned_key, &file, inner.config.memory_max_object.0)
         })
-        .await
-        .unwrap_or_else(|join| Err(io::Error::other(join)));
+        .await;
         let slot = match loaded {
             Ok(Some(Loaded::Entry(entry))) => Slot::Entry(Arc::from(entry)),
             Ok(Some(Loaded::Vary(names))) => Slot::Vary(names.into()),
@@ -266,11 +267,9 @@ impl Cache {
                 }
             }
         };
-        let headers = head.header_map().map_err(io::Error::other)?;
         let entry = Arc::new(Entry {
             key: writer.key.clone(),
             head,
-            headers,
             body,
         });
         self.inner

@@ -6,6 +6,7 @@ use std::io;
 use std::time::SystemTime;
 
 use super::{Cache, Key};
+use crate::sync::blocking;
 
 /// The files a purge reaches on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,6 +28,13 @@ pub struct PurgeTally {
 }
 
 impl PurgeTally {
+    /// The tally of work that failed as a whole.
+    fn of_error(err: io::Error) -> PurgeTally {
+        let mut tally = PurgeTally::default();
+        tally.add(Err(err));
+        tally
+    }
+
     fn add(&mut self, result: io::Result<usize>) {
         match result {
             Ok(n) => self.files += n,
@@ -44,24 +52,17 @@ impl Cache {
     pub async fn purge(&self, targets: PurgeTargets, soft: bool) -> PurgeTally {
         let cache = self.clone();
         if soft {
-            let keys = tokio::task::spawn_blocking(move || cache.keys_of(targets)).await;
-            let (keys, mut tally) = keys.unwrap_or_else(|join| {
-                let mut tally = PurgeTally::default();
-                tally.add(Err(io::Error::other(join)));
-                (Vec::new(), tally)
-            });
+            let keys = blocking(move || Ok(cache.keys_of(targets))).await;
+            let (keys, mut tally) =
+                keys.unwrap_or_else(|err| (Vec::new(), PurgeTally::of_error(err)));
             for key in keys {
                 tally.add(self.expire(&key, SystemTime::now()).await.map(usize::from));
             }
             return tally;
         }
-        tokio::task::spawn_blocking(move || cache.remove_all(targets))
+        blocking(move || Ok(cache.remove_all(targets)))
             .await
-            .unwrap_or_else(|join| {
-                let mut tally = PurgeTally::default();
-                tally.add(Err(io::Error::other(join)));
-                tally
-            })
+            .unwrap_or_else(PurgeTally::of_error)
     }
 
     fn remove_all(&self, targets: PurgeTargets) -> PurgeTally {

@@ -306,7 +306,6 @@ fn read_verified(
     if head.body_len != head_start - body_offset {
         return Err(EntryError::Corrupt("body length").into());
     }
-    let headers = head.header_map()?;
     let body = if head.body_len <= memory_max_object {
         let mut body = vec![0u8; head.body_len as usize];
         file.read_exact_at(&mut body, body_offset)?;
@@ -325,7 +324,6 @@ fn read_verified(
     Ok(Loaded::Entry(Box::new(Entry {
         key: key.clone(),
         head,
-        headers,
         body,
     })))
 }

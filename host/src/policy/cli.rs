@@ -18,7 +18,7 @@ use super::failure::Failure;
 use super::module::{Module, ModuleSpec, Outcome};
 use super::precompiled::PrecompiledCache;
 use super::view::{RequestView, ResponseView};
-use crate::cache::{self, CacheConfig, NotStorable};
+use crate::cache::{self, CacheConfig, NotStored};
 
 /// Tools for policy authors.
 #[derive(Debug, clap::Subcommand)]
@@ -168,7 +168,7 @@ fn test(
         "on-response (status {}; given store {}{}, ttl {})",
         response.status.as_u16(),
         yes_no(given_verdict.store),
-        not_stored.map_or(String::new(), |why| format!(" ({})", why.as_str())),
+        not_stored.map_or(String::new(), |why| format!(" ({})", why.describe())),
         humantime::format_duration(whole_millis(given_verdict.ttl))
     );
     let verdict = module.on_response(&view(&request), &response_view, &given_verdict);
@@ -275,7 +275,7 @@ fn describe_verdict(verdict: &CacheVerdict) -> Vec<Row> {
 fn host_verdict(
     request: &request::Parts,
     response: &response::Parts,
-) -> (CacheVerdict, Option<NotStorable>) {
+) -> (CacheVerdict, Option<NotStored>) {
     let max_object_size = CacheConfig::default().max_object_size.0;
     let assessment = cache::assess(request, response, SystemTime::now(), max_object_size);
     let store = assessment.storable.is_ok();
@@ -374,13 +374,13 @@ mod tests {
         assert_eq!(verdict.stale_if_error, Duration::from_secs(600));
         let (no_store, why) = host_verdict(&request, &response("no-store"));
         assert!(!no_store.store);
-        assert_eq!(why, Some(NotStorable::Semantics));
+        assert_eq!(why, Some(NotStored::NoStore));
         // caje's shared-cache rules, beyond RFC 9111: a Cookie request's answer is not shared,
         // and must-revalidate leaves no stale windows.
         let cookie = parse_request("GET https://example.com/", &["cookie: a=b".to_owned()]);
         let (verdict, why) = host_verdict(&cookie.unwrap(), &response("max-age=60"));
         assert!(!verdict.store);
-        assert_eq!(why, Some(NotStorable::CookieRequest));
+        assert_eq!(why, Some(NotStored::Cookie));
         let strict = "max-age=60, must-revalidate, stale-if-error=600";
         let (verdict, _) = host_verdict(&request, &response(strict));
         assert_eq!(verdict.stale_if_error, Duration::ZERO);

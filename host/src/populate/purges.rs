@@ -152,11 +152,9 @@ impl Replay {
     async fn cache_is_empty(&self) -> bool {
         let cache = self.warmer.proxy.cache().clone();
         // A directory that cannot be read is not known to be empty.
-        tokio::task::spawn_blocking(move || cache.scan(None, 1))
+        crate::sync::blocking(move || cache.scan(None, 1))
             .await
-            .ok()
-            .and_then(Result::ok)
-            .is_some_and(|page| page.last.is_none())
+            .is_ok_and(|page| page.last.is_none())
     }
 
     /// Keeps the position, and writes it down; a failed write is logged and retried with the

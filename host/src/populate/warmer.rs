@@ -71,14 +71,16 @@ impl Warmer {
             .collect();
         let count = keys.len();
         let cache = self.proxy.cache().clone();
-        tokio::task::spawn_blocking(move || {
-            keys.iter()
-                .map(|key| {
-                    // A head that cannot be read is as good as none: the miss path decides.
-                    key.as_ref()
-                        .and_then(|key| cache.fresh_until(key).ok().flatten())
-                })
-                .collect()
+        crate::sync::blocking(move || {
+            Ok::<_, std::io::Error>(
+                keys.iter()
+                    .map(|key| {
+                        // A head that cannot be read is as good as none: the miss path decides.
+                        key.as_ref()
+                            .and_then(|key| cache.fresh_until(key).ok().flatten())
+                    })
+                    .collect(),
+            )
         })
         .await
         .unwrap_or_else(|_| vec![None; count])

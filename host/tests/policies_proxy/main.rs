@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use caje::policy::ModuleStatus;
 use caje::body::Body;
+use caje::policy::ModuleStatus;
 use caje_testkit::{TestNode, TestOrigin, eventually, policies, respond};
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
