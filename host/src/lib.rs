@@ -15,6 +15,7 @@ pub mod demo_origin;
 pub mod litefs;
 pub mod logging;
 pub mod manifest;
+pub mod node;
 pub mod policy;
 pub mod populate;
 pub mod proxy;

@@ -1,8 +1,9 @@
 //! Sharing work and state across threads, the same way everywhere: [`blocking`] runs file and
-//! other blocking work off the async workers, and [`lock`] is the one rule for poisoned locks.
+//! other blocking work off the async workers, and [`lock`] (with [`read`] and [`write`]) is
+//! the one rule for poisoned locks.
 
 use std::io;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 /// Locks `mutex`, recovering it when a thread panicked while holding it.
 ///
@@ -13,6 +14,16 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 /// into a panic too.
 pub fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
     mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`]'s rule for a shared read of an `RwLock`.
+pub fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// [`lock`]'s rule for an exclusive write of an `RwLock`.
+pub fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// Runs blocking `work` on tokio's blocking pool. A panic (or a runtime shutting down) in it

@@ -26,7 +26,7 @@ pub(super) async fn clear_fs(admin: &Admin, body: Incoming) -> Reply {
     if let Err(answer) = reply::read_json::<NoOptions>(body, "{}").await {
         return answer;
     }
-    let cache = admin.proxy.cache().clone();
+    let cache = admin.parts.context.cache.clone();
     let cleared = crate::sync::blocking(move || cache.clear()).await;
     match cleared {
         Ok(files) => {
@@ -45,7 +45,7 @@ pub(super) async fn clear_db(admin: &Admin, body: Incoming) -> Reply {
     if let Err(answer) = reply::read_json::<NoOptions>(body, "{}").await {
         return answer;
     }
-    let Some(manifest) = admin.proxy.manifest() else {
+    let Some(manifest) = admin.parts.context.manifest.as_ref() else {
         return reply::error(
             StatusCode::CONFLICT,
             "the manifest is disabled on this node",

@@ -73,7 +73,7 @@ struct Params {
 }
 
 pub(super) async fn list(admin: &Admin, query: &str) -> Reply {
-    let params = match Params::parse(query, admin.proxy.manifest().is_some()) {
+    let params = match Params::parse(query, admin.parts.context.manifest.is_some()) {
         Ok(params) => params,
         Err(err) => {
             return reply::error(
@@ -159,8 +159,10 @@ async fn manifest_page(
     cursor: Option<String>,
 ) -> Result<Listing, Reply> {
     let manifest = admin
-        .proxy
-        .manifest()
+        .parts
+        .context
+        .manifest
+        .as_ref()
         .expect("manifest cursors are only parsed with a manifest");
     let query = ListQuery {
         prefix: params.prefix.clone(),
@@ -182,7 +184,7 @@ async fn manifest_page(
         )
     })?;
     let keys: Vec<String> = page.rows.iter().map(|r| r.record.key.clone()).collect();
-    let on_disk = blocking(admin.proxy.cache().clone(), move |cache| {
+    let on_disk = blocking(admin.parts.context.cache.clone(), move |cache| {
         Ok(keys
             .into_iter()
             .filter(|key| Key::from_file_name(key).is_some_and(|key| cache.has_key(&key)))
@@ -210,7 +212,7 @@ async fn manifest_page(
 
 async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result<Listing, Reply> {
     let limit = params.limit;
-    let page: DiskPage = blocking(admin.proxy.cache().clone(), move |cache| {
+    let page: DiskPage = blocking(admin.parts.context.cache.clone(), move |cache| {
         cache.scan(after.as_ref(), limit)
     })
     .await?;
@@ -228,7 +230,7 @@ async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result
     // file is listed with `in_manifest` unknown rather than none at all.
     let mut in_manifest = Some(false);
     let mut manifest_error = None;
-    if let Some(manifest) = admin.proxy.manifest() {
+    if let Some(manifest) = admin.parts.context.manifest.as_ref() {
         let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
         match manifest.existing_keys(&keys).await {
             Ok(known) => entries.retain(|entry| !known.contains(&entry.key)),
@@ -242,7 +244,7 @@ async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result
         source: "disk",
         entries: entries
             .into_iter()
-            .map(|entry| from_disk(entry, in_manifest, &admin.node))
+            .map(|entry| from_disk(entry, in_manifest, &admin.parts.name))
             .collect(),
         next: page.last.map(|key| format!("d.{key}")),
         manifest_error,

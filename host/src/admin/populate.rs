@@ -35,7 +35,7 @@ pub(super) async fn populate(admin: &Admin, body: Incoming) -> Reply {
         Ok(prefix) => prefix,
         Err(err) => return reply::error(StatusCode::BAD_REQUEST, &err, &format!("send {EXAMPLE}")),
     };
-    let Some(populator) = &admin.populate else {
+    let Some(populator) = &admin.parts.populate else {
         return reply::error(
             StatusCode::CONFLICT,
             "the manifest is disabled on this node, so there is nothing to populate from",

@@ -98,11 +98,11 @@ pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
             );
         }
     };
-    let manifest_result = match admin.proxy.manifest() {
+    let manifest_result = match admin.parts.context.manifest.as_ref() {
         Some(manifest) => Some(manifest.purge(&selector, soft).await),
         None => None,
     };
-    let cache = admin.proxy.cache();
+    let cache = &admin.parts.context.cache;
     let files = match (&selector, &manifest_result) {
         // A URL names its files itself: they go also when the manifest failed.
         (Selector::Url(_), _) => purge_files(cache, populate::files_of(&selector, &[]), soft).await,

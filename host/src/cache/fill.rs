@@ -17,6 +17,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::Key;
 use super::entry::MAGIC;
+use crate::sync::lock;
 
 const READ_CHUNK: u64 = 256 << 10;
 
@@ -125,17 +126,14 @@ impl FillWriter {
     }
 
     fn spilling(&self) -> bool {
-        self.spill
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        lock(&self.spill).is_some()
     }
 
     /// The store failed: readers keep reading what was written from the open file, the rest
     /// comes from memory. The file's name goes now, giving its space back.
     fn begin_spill(&mut self, err: io::Error) {
         let _ = std::fs::remove_file(&self.temp);
-        *self.spill.lock().unwrap_or_else(|e| e.into_inner()) = Some(Spill {
+        *lock(&self.spill) = Some(Spill {
             start: self.written,
             bytes: BytesMut::new(),
         });
@@ -143,7 +141,7 @@ impl FillWriter {
     }
 
     fn spill(&mut self, chunk: &[u8]) -> io::Result<()> {
-        let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spill = lock(&self.spill);
         let spill = spill.as_mut().expect("spilling");
         if (spill.bytes.len() + chunk.len()) as u64 > self.memory_max {
             return Err(io::Error::other(
@@ -251,7 +249,7 @@ impl FillHandle {
 
     /// Up to `READ_CHUNK` bytes from body offset `offset`, which is below `available`.
     fn read(&self, offset: u64, available: u64) -> io::Result<Bytes> {
-        let spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let spill = lock(&self.spill);
         let in_file = spill.as_ref().map_or(available, |s| s.start.min(available));
         if offset < in_file {
             drop(spill);

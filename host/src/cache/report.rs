@@ -6,18 +6,14 @@ use std::io;
 use std::time::Instant;
 
 use super::Cache;
+use crate::sync::lock;
 
 impl Cache {
     /// Counts a failed store operation (`op`: create, write, commit, revalidate, read) and
     /// warns about it unless a warning went out recently. The response is served regardless.
     pub fn store_failed(&self, op: &'static str, url: &str, err: &io::Error) {
         metrics::counter!("caje_cache_store_errors_total", "op" => op).increment(1);
-        let admitted = self
-            .inner
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(Instant::now());
+        let admitted = lock(&self.inner.warnings).admit(Instant::now());
         if let Some(skipped) = admitted {
             tracing::warn!(
                 op,

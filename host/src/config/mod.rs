@@ -90,105 +90,102 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|err| ConfigError::from_toml(path, text, &err))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let origins_span = raw.origins.span();
-        let mut origins = raw.origins.into_inner();
+        check_origins(&raw, text, path)?;
+        check_sections(&raw, path)?;
+        Ok(raw.resolve(path.parent().unwrap_or(Path::new("."))))
+    }
+}
+
+/// At least one origin, and the default origin among them.
+fn check_origins(raw: &RawConfig, text: &str, path: &Path) -> Result<(), ConfigError> {
+    let origins = raw.origins.get_ref();
+    if origins.is_empty() {
+        return Err(ConfigError::at(
+            path,
+            text,
+            raw.origins.span(),
+            "origins",
+            "no origin is configured",
+            "add a table such as [origins.web] with url = \"https://example.com\"",
+        ));
+    }
+    let default_origin = raw.default_origin.get_ref();
+    if !origins.contains_key(default_origin) {
+        let known: Vec<&str> = origins.keys().map(String::as_str).collect();
+        return Err(ConfigError::at(
+            path,
+            text,
+            raw.default_origin.span(),
+            "default_origin",
+            &format!("there is no [origins.{default_origin}] table"),
+            &format!("use one of: {}", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// What each section's types cannot say about its values, reported with the key.
+fn check_sections(raw: &RawConfig, path: &Path) -> Result<(), ConfigError> {
+    let see = |section: &str| format!("see [{section}] in the configuration reference");
+    if raw.server.max_connections == 0 || raw.server.idle_timeout.is_zero() {
+        return Err(ConfigError::keyed(
+            path,
+            "server",
+            "max_connections and idle_timeout must be above zero",
+            "remove the key for its default, or set a positive value",
+        ));
+    }
+    if raw.cache.memory_max_object > raw.cache.memory_size {
+        return Err(ConfigError::keyed(
+            path,
+            "cache.memory_max_object",
+            "is larger than cache.memory_size",
+            "raise cache.memory_size or lower cache.memory_max_object",
+        ));
+    }
+    raw.policies
+        .validate()
+        .map_err(|err| ConfigError::keyed(path, "policies", &err.to_string(), &see("policies")))?;
+    raw.manifest
+        .validate()
+        .map_err(|err| ConfigError::keyed(path, "manifest", &err.to_string(), &see("manifest")))?;
+    raw.admin
+        .validate(raw.listen)
+        .map_err(|err| ConfigError::keyed(path, "admin.listen", &err, &see("admin")))?;
+    raw.populate
+        .validate()
+        .map_err(|bad| ConfigError::keyed(path, bad.key, &bad.message, &see("populate")))
+}
+
+impl RawConfig {
+    /// The config with every path in it resolved against `base`, the file's directory.
+    fn resolve(self, base: &Path) -> Config {
+        let mut origins = self.origins.into_inner();
         for origin in origins.values_mut() {
             origin.ca_file = origin.ca_file.take().map(|file| base.join(file));
         }
-        if origins.is_empty() {
-            return Err(ConfigError::at(
-                path,
-                text,
-                origins_span,
-                "origins",
-                "no origin is configured",
-                "add a table such as [origins.web] with url = \"https://example.com\"",
-            ));
-        }
-        let default_span = raw.default_origin.span();
-        let default_origin = raw.default_origin.into_inner();
-        if !origins.contains_key(&default_origin) {
-            let known: Vec<&str> = origins.keys().map(String::as_str).collect();
-            return Err(ConfigError::at(
-                path,
-                text,
-                default_span,
-                "default_origin",
-                &format!("there is no [origins.{default_origin}] table"),
-                &format!("use one of: {}", known.join(", ")),
-            ));
-        }
-        if raw.server.max_connections == 0 || raw.server.idle_timeout.is_zero() {
-            return Err(ConfigError::keyed(
-                path,
-                "server",
-                "max_connections and idle_timeout must be above zero",
-                "remove the key for its default, or set a positive value",
-            ));
-        }
-        if raw.cache.memory_max_object > raw.cache.memory_size {
-            return Err(ConfigError::keyed(
-                path,
-                "cache.memory_max_object",
-                "is larger than cache.memory_size",
-                "raise cache.memory_size or lower cache.memory_max_object",
-            ));
-        }
-        raw.policies.validate().map_err(|err| {
-            ConfigError::keyed(
-                path,
-                "policies",
-                &err.to_string(),
-                "see [policies] in the configuration reference",
-            )
-        })?;
-        let mut policies = raw.policies;
+        let mut policies = self.policies;
         policies.precompiled_dir = policies.precompiled_dir.map(|dir| base.join(dir));
-        raw.manifest.validate().map_err(|err| {
-            ConfigError::keyed(
-                path,
-                "manifest",
-                &err.to_string(),
-                "see [manifest] in the configuration reference",
-            )
-        })?;
-        raw.admin.validate(raw.listen).map_err(|err| {
-            ConfigError::keyed(
-                path,
-                "admin.listen",
-                &err,
-                "see [admin] in the configuration reference",
-            )
-        })?;
-        raw.populate.validate().map_err(|bad| {
-            ConfigError::keyed(
-                path,
-                bad.key,
-                &bad.message,
-                "see [populate] in the configuration reference",
-            )
-        })?;
         let admin = AdminConfig {
-            token_file: raw.admin.token_file.map(|file| base.join(file)),
-            ..raw.admin
+            token_file: self.admin.token_file.map(|file| base.join(file)),
+            ..self.admin
         };
-        Ok(Config {
-            listen: raw.listen,
-            cache_dir: base.join(raw.cache_dir),
-            database: base.join(raw.database),
-            policies_dir: base.join(raw.policies_dir),
-            default_origin,
+        Config {
+            listen: self.listen,
+            cache_dir: base.join(self.cache_dir),
+            database: base.join(self.database),
+            policies_dir: base.join(self.policies_dir),
+            default_origin: self.default_origin.into_inner(),
             origins,
-            cache: raw.cache,
-            server: raw.server,
-            log: raw.log,
-            manifest: raw.manifest,
+            cache: self.cache,
+            server: self.server,
+            log: self.log,
+            manifest: self.manifest,
             policies,
-            litefs: raw.litefs,
+            litefs: self.litefs,
             admin,
-            populate: raw.populate,
-        })
+            populate: self.populate,
+        }
     }
 }
 

@@ -147,10 +147,7 @@ impl ModuleStats {
     fn log(&self, hook: Hook, failure: &Failure) {
         let now = Instant::now();
         {
-            let mut last = self
-                .last_log
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut last = crate::sync::lock(&self.last_log);
             if last.is_some_and(|at| now.duration_since(at) < LOG_INTERVAL) {
                 self.unlogged.fetch_add(1, Ordering::Relaxed);
                 return;

@@ -18,6 +18,7 @@ use quick_cache::sync::Cache as QuickCache;
 
 use super::decision::{HeaderEdit, RequestAction, RequestDecision};
 use super::view::RequestView;
+use crate::sync::{read, write};
 
 /// Distinct traces remembered per module; past this, new traces are not memoized.
 const MAX_SHAPES: usize = 16;
@@ -107,10 +108,7 @@ impl DecisionMemo {
         current: &RequestDecision,
     ) -> Option<(RequestDecision, Arc<[Read]>)> {
         let current_hash = decision_hash(current)?;
-        let shapes = self
-            .shapes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shapes = read(&self.shapes);
         for shape in shapes.iter() {
             let key = key_hash(current_hash, shape, request);
             if let Some(entry) = self.entries.get(&key)
@@ -136,10 +134,7 @@ impl DecisionMemo {
             return;
         };
         let shape = {
-            let mut shapes = self
-                .shapes
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut shapes = write(&self.shapes);
             match shapes.iter().find(|shape| shape[..] == reads[..]) {
                 Some(shape) => Arc::clone(shape),
                 None if shapes.len() < MAX_SHAPES => {

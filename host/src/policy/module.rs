@@ -2,7 +2,7 @@
 //! pool of ready instances, and hook calls under the fuel/epoch/memory limits. A failed call
 //! discards its instance, since a trap leaves a store unusable.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -19,6 +19,7 @@ use super::host::StoreState;
 use super::memo::{DecisionMemo, Trace};
 use super::precompiled::{CompiledFrom, PrecompiledCache};
 use super::view::{RequestView, ResponseView};
+use crate::sync::lock;
 
 /// The request of the load-time smoke call (a reserved `.invalid` host, RFC 2606).
 const SMOKE_URL: &str = "https://caje.invalid/";
@@ -228,11 +229,7 @@ impl Module {
         traced: bool,
         hook: impl FnOnce(&Policy, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<(Outcome<R>, Option<Trace>), Failure> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let idle = lock(&self.idle).pop();
         let mut instance = match idle {
             Some(instance) => instance,
             None => self.instantiate()?,
@@ -249,7 +246,7 @@ impl Module {
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
         match result {
             Ok(value) => {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut idle = lock(&self.idle);
                 if idle.len() < self.max_idle {
                     idle.push(instance);
                 }

@@ -33,6 +33,8 @@ pub use pass::{Pass, PassReport, WarmFailure};
 pub use purges::files_of;
 pub use status::{LastPass, PopulateStatus, PurgeStatus};
 
+use crate::cache::Cache;
+use crate::manifest::Manifest;
 use crate::proxy::Proxy;
 use follow::Follower;
 use purges::Replay;
@@ -46,18 +48,19 @@ pub struct Populator {
 }
 
 impl Populator {
-    /// For a node with a manifest (`None` without one): applies the purges this node has not
-    /// seen (so that it never serves a page purged while it was down), then starts the
-    /// background job, which runs until `stopped` says stop. A manifest that cannot be read now
-    /// does not stop the node: the job keeps trying, and the health report says so.
+    /// Applies the purges this node has not seen (so that it never serves a page purged while
+    /// it was down), then starts the background job, which runs until `stopped` says stop.
+    /// Warming fetches go through `proxy`'s miss path. A manifest that cannot be read now does
+    /// not stop the node: the job keeps trying, and the health report says so.
     pub async fn start(
         config: &PopulateConfig,
         cache_dir: &Path,
+        cache: Cache,
+        manifest: Manifest,
         proxy: Arc<Proxy>,
         stopped: watch::Receiver<bool>,
-    ) -> Option<(Populator, JoinHandle<()>)> {
-        let manifest = proxy.manifest()?.clone();
-        let warmer = Arc::new(Warmer::new(config, proxy, manifest));
+    ) -> (Populator, JoinHandle<()>) {
+        let warmer = Arc::new(Warmer::new(config, cache, manifest, proxy));
         let mut replay = Replay::new(Arc::clone(&warmer), cache_dir);
         if let Err(err) = replay.catch_up().await {
             tracing::warn!(
@@ -72,7 +75,7 @@ impl Populator {
             );
         }
         let job = tokio::spawn(Follower::new(Arc::clone(&warmer), replay).run(stopped));
-        Some((Populator { warmer }, job))
+        (Populator { warmer }, job)
     }
 
     /// Runs one pass over the manifest now, sharing the job's limits, and reports it.

@@ -150,7 +150,7 @@ impl Replay {
     }
 
     async fn cache_is_empty(&self) -> bool {
-        let cache = self.warmer.proxy.cache().clone();
+        let cache = self.warmer.cache.clone();
         // A directory that cannot be read is not known to be empty.
         crate::sync::blocking(move || cache.scan(None, 1))
             .await
@@ -218,7 +218,7 @@ impl Replay {
     }
 
     async fn merge(&self, tally: &mut PurgeTally, targets: PurgeTargets, soft: bool) {
-        let done = self.warmer.proxy.cache().purge(targets, soft).await;
+        let done = self.warmer.cache.purge(targets, soft).await;
         tally.files += done.files;
         tally.failed += done.failed;
         if tally.first_error.is_none() {

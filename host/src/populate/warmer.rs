@@ -1,5 +1,5 @@
-//! What every pass shares: the proxy whose miss path fetches, the slots that bound fetches in
-//! flight, the origins' gates, and the status book.
+//! What every pass shares: the cache and the manifest, the proxy whose miss path fetches, the
+//! slots that bound fetches in flight, the origins' gates, and the status book.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -9,13 +9,16 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::PopulateConfig;
 use super::gates::{Gates, Ticket};
 use super::status::{Book, PopulateStatus};
-use crate::cache::Key;
+use crate::cache::{Cache, Key};
 use crate::manifest::{Manifest, ManifestRow};
 use crate::proxy::{Proxy, Warmed};
+use crate::sync::lock;
 
 pub(crate) struct Warmer {
-    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) cache: Cache,
     pub(crate) manifest: Manifest,
+    /// Warming fetches take its miss path, as a client's GET would.
+    proxy: Arc<Proxy>,
     pub(crate) config: PopulateConfig,
     /// One permit per warming fetch: `concurrency` in all, whoever runs the pass.
     pub(crate) slots: Arc<Semaphore>,
@@ -31,10 +34,16 @@ pub(crate) struct Done {
 }
 
 impl Warmer {
-    pub(crate) fn new(config: &PopulateConfig, proxy: Arc<Proxy>, manifest: Manifest) -> Warmer {
+    pub(crate) fn new(
+        config: &PopulateConfig,
+        cache: Cache,
+        manifest: Manifest,
+        proxy: Arc<Proxy>,
+    ) -> Warmer {
         Warmer {
-            proxy,
+            cache,
             manifest,
+            proxy,
             config: config.clone(),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             gates: Gates::new(config),
@@ -43,7 +52,7 @@ impl Warmer {
     }
 
     pub(crate) fn book(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().expect("populate status lock poisoned")
+        lock(&self.book)
     }
 
     pub(crate) fn status(&self) -> PopulateStatus {
@@ -70,7 +79,7 @@ impl Warmer {
             .map(|row| Key::from_file_name(&row.record.key))
             .collect();
         let count = keys.len();
-        let cache = self.proxy.cache().clone();
+        let cache = self.cache.clone();
         crate::sync::blocking(move || {
             Ok::<_, std::io::Error>(
                 keys.iter()

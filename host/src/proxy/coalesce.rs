@@ -73,9 +73,23 @@ impl Coalescer {
         })
     }
 
-    /// Number of fetches in flight (for health and tests).
-    pub fn in_flight(&self) -> usize {
+    fn in_flight(&self) -> usize {
         lock(&self.flights).len()
+    }
+}
+
+/// A view of the coalescer for health: how many fetches are in flight.
+#[derive(Clone)]
+pub struct Flights(Arc<Coalescer>);
+
+impl Flights {
+    pub(super) fn of(coalescer: &Arc<Coalescer>) -> Flights {
+        Flights(coalescer.clone())
+    }
+
+    /// Origin fetches in flight now (one per key however many requests wait for it).
+    pub fn in_flight(&self) -> usize {
+        self.0.in_flight()
     }
 }
 

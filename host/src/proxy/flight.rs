@@ -62,7 +62,7 @@ impl Proxy {
         ctx: &RequestCtx,
         stale: Option<Arc<Entry>>,
     ) -> Answer {
-        let wait = self.cache.config().coalesce_wait;
+        let wait = self.node.cache.config().coalesce_wait;
         match follower.wait(wait).await {
             Some(Shared::Filling(fill)) if !fill.fits(&ctx.request.headers) => {
                 self.fetch_alone(ctx, stale.as_ref()).await
@@ -83,7 +83,10 @@ impl Proxy {
             Landed::Shared(shared, pump) => {
                 if let Some(pump) = pump {
                     let proxy = self.clone();
-                    tokio::spawn(async move { pump.run(&proxy.cache, proxy.manifest()).await });
+                    tokio::spawn(async move {
+                        pump.run(&proxy.node.cache, proxy.node.manifest.as_ref())
+                            .await
+                    });
                 }
                 self.answer(shared, ctx, stale)
             }
@@ -119,7 +122,8 @@ impl Proxy {
                     guard.publish(Some(shared.clone()));
                     let _ = sender.send(Led::Shared(shared));
                     if let Some(pump) = pump {
-                        pump.run(&proxy.cache, proxy.manifest()).await;
+                        pump.run(&proxy.node.cache, proxy.node.manifest.as_ref())
+                            .await;
                     }
                 }
             }
@@ -151,7 +155,7 @@ impl Proxy {
         body: Incoming,
         now: SystemTime,
     ) -> Landed {
-        let max_object_size = self.cache.config().max_object_size.0;
+        let max_object_size = self.node.cache.config().max_object_size.0;
         let stored = match decide_store::decide_store(ctx, judged, &parts, max_object_size, now) {
             StoreDecision::Store(stored) => stored,
             StoreDecision::Pass(reason) => {
@@ -163,11 +167,18 @@ impl Proxy {
                 return Landed::Private(route::refused(&ctx.request, &refusal), None);
             }
         };
-        let Some(opened) = store::open(&self.cache, ctx, &parts) else {
+        let Some(opened) = store::open(&self.node.cache, ctx, &parts) else {
             return Landed::Private(fetch::pass_through(parts, body, &ctx.route.origin), None);
         };
-        let (fill, pump) =
-            store::begin(&self.cache, opened, ctx, judged, (parts, body), stored, now);
+        let (fill, pump) = store::begin(
+            &self.node.cache,
+            opened,
+            ctx,
+            judged,
+            (parts, body),
+            stored,
+            now,
+        );
         Landed::Shared(Shared::Filling(fill), Some(Box::new(pump)))
     }
 
@@ -194,8 +205,8 @@ impl Proxy {
             revalidation.windows,
         ) {
             StoreDecision::Store(stored) => store::update(
-                &self.cache,
-                self.manifest(),
+                &self.node.cache,
+                self.node.manifest.as_ref(),
                 stale,
                 revalidation,
                 stored,
@@ -222,7 +233,7 @@ impl Proxy {
                 },
             ),
             Shared::Revalidated(entry) => Answer::new(
-                respond::from_entry(&self.cache, &entry, &ctx.request, now),
+                respond::from_entry(&self.node.cache, &entry, &ctx.request, now),
                 CacheOutcome::Revalidated {
                     ttl: entry.head.timeline.ttl_left(now),
                 },
@@ -245,7 +256,7 @@ impl Proxy {
         {
             metrics::counter!("caje_stale_if_error_total").increment(1);
             return Answer::new(
-                respond::from_entry(&self.cache, entry, &ctx.request, now),
+                respond::from_entry(&self.node.cache, entry, &ctx.request, now),
                 CacheOutcome::StaleIfError {
                     status,
                     ttl: entry.head.timeline.ttl_left(now),

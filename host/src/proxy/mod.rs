@@ -43,16 +43,15 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 
 pub use canonicalize::{BadRequest, CanonicalRequest};
+pub use coalesce::Flights;
 pub use config::{OriginConfig, OriginUrl};
 pub use origin::{OriginError, Origins};
 pub use outcome::{CacheOutcome, Forward, XCache};
 pub use warm::Warmed;
 
 use crate::body::Body;
-use crate::cache::{self, Cache, Entry, Freshness};
-use crate::litefs;
-use crate::manifest::Manifest;
-use crate::policy::Policies;
+use crate::cache::{self, Entry, Freshness};
+use crate::node::NodeContext;
 use coalesce::{Coalescer, Join};
 use context::{Action, RequestCtx};
 use lookup::Looked;
@@ -67,58 +66,28 @@ pub struct ProxyConfig<'a> {
     pub access_log: bool,
 }
 
-/// Everything a request needs, shared by all connections.
+/// The proxy of one node: its origins and flights, and the parts it shares with the rest of
+/// the node.
 pub struct Proxy {
-    cache: Cache,
+    node: Arc<NodeContext>,
     origins: Origins,
     coalescer: Arc<Coalescer>,
     default_origin: String,
     scheme: Scheme,
     access_log: bool,
-    /// Where stored entries are recorded for the fleet; `None` when `[manifest] enabled = false`.
-    manifest: Option<Manifest>,
-    /// The hot-reloading policy chain (empty when the directory has no modules).
-    policies: Policies,
-    /// The LiteFS view of the manifest's database, when it is on a LiteFS mount.
-    litefs: Option<litefs::Database>,
 }
 
 impl Proxy {
     /// Builds the proxy; fails when an origin's TLS settings are unusable.
-    pub fn new(
-        config: &ProxyConfig<'_>,
-        cache: Cache,
-        manifest: Option<Manifest>,
-        policies: Policies,
-    ) -> Result<Proxy, String> {
+    pub fn new(config: &ProxyConfig<'_>, node: Arc<NodeContext>) -> Result<Proxy, String> {
         Ok(Proxy {
-            cache,
+            node,
             origins: Origins::new(config.origins)?,
             coalescer: Arc::default(),
             default_origin: config.default_origin.to_owned(),
             scheme: Scheme::HTTP,
             access_log: config.access_log,
-            manifest,
-            policies,
-            litefs: None,
         })
-    }
-
-    /// Attaches the LiteFS view of the manifest's database, for [`Proxy::litefs`].
-    pub fn with_litefs(self, litefs: Option<litefs::Database>) -> Proxy {
-        Proxy { litefs, ..self }
-    }
-
-    pub fn cache(&self) -> &Cache {
-        &self.cache
-    }
-
-    pub fn manifest(&self) -> Option<&Manifest> {
-        self.manifest.as_ref()
-    }
-
-    pub fn policies(&self) -> &Policies {
-        &self.policies
     }
 
     /// No origin restricts the hosts it serves.
@@ -126,15 +95,9 @@ impl Proxy {
         self.origins.accepts_any_host()
     }
 
-    /// The manifest's database on LiteFS, `None` when it is not on a LiteFS mount. For health
-    /// reports: [`litefs::Database::status`] gives this node's role and replication lag now.
-    pub fn litefs(&self) -> Option<&litefs::Database> {
-        self.litefs.as_ref()
-    }
-
-    /// Origin fetches currently in flight (one per key however many requests wait for it).
-    pub fn fetches_in_flight(&self) -> usize {
-        self.coalescer.in_flight()
+    /// The count of origin fetches in flight, for health.
+    pub fn flights(&self) -> Flights {
+        Flights::of(&self.coalescer)
     }
 }
 
@@ -152,14 +115,14 @@ impl Proxy {
             Ok(request) => request,
             Err(err) => return respond::error_closing(err.status(), &err.to_string()),
         };
-        let chain = self.policies.chain();
+        let chain = self.node.policies.chain();
         let ctx = match route::route(&self.origins, &self.default_origin, chain, request) {
             Ok(ctx) => ctx,
             Err(answer) => return answer.render(),
         };
         let answer = match ctx.action {
             Action::Lookup => self.serve(&ctx).await,
-            Action::Pass(forward) => pass::pass(&self.cache, &ctx, body, forward).await,
+            Action::Pass(forward) => pass::pass(&self.node.cache, &ctx, body, forward).await,
         };
         if let Some(outcome) = answer.outcome {
             outcome.count();
@@ -173,7 +136,7 @@ impl Proxy {
     /// A cacheable request: a stored response answers, or one coalesced flight per key fetches.
     pub(crate) async fn serve(self: &Arc<Self>, ctx: &RequestCtx) -> Answer {
         let now = SystemTime::now();
-        let stale = match lookup::lookup(&self.cache, ctx, now).await {
+        let stale = match lookup::lookup(&self.node.cache, ctx, now).await {
             Looked::Hit(entry, freshness) => return self.hit(ctx, &entry, freshness, now),
             Looked::Miss { stale } => stale,
         };
@@ -190,7 +153,7 @@ impl Proxy {
         match self.coalescer.join(&ctx.key) {
             Join::Leader(guard) => {
                 if let Some(Looked::Hit(entry, freshness)) =
-                    lookup::recheck_memory(&self.cache, ctx, now)
+                    lookup::recheck_memory(&self.node.cache, ctx, now)
                 {
                     return self.hit(ctx, &entry, freshness, now);
                 }
@@ -221,7 +184,7 @@ impl Proxy {
             }
             CacheOutcome::StaleWhileRevalidate { ttl }
         };
-        let response = respond::from_entry(&self.cache, entry, &ctx.request, now);
+        let response = respond::from_entry(&self.node.cache, entry, &ctx.request, now);
         Answer::new(response, outcome)
     }
 }

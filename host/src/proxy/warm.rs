@@ -53,7 +53,7 @@ impl Proxy {
             Ok(request) => request,
             Err(err) => return Warmed::Failed(format!("invalid URL {:?}: {err}", record.url)),
         };
-        let chain = self.policies.chain();
+        let chain = self.node.policies.chain();
         let ctx = match route::route(&self.origins, &self.default_origin, chain, request) {
             Ok(ctx) if ctx.action == Action::Lookup => ctx,
             Ok(_) => {

@@ -70,7 +70,7 @@ fn holds(node: &TestNode, path: &str) -> bool {
 
 /// Whether `node`'s copy of the page at `path` is fresh; `None` when it holds none.
 fn fresh(node: &TestNode, path: &str) -> Option<bool> {
-    let cache = node.node().proxy.cache();
+    let cache = &node.node().context.cache;
     let keys = cache
         .keys_of_url(&url(path))
         .expect("read the cache directory");

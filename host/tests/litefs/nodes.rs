@@ -84,16 +84,17 @@ async fn stop_pair(mut a: TestNode, mut b: TestNode) {
 
 fn manifest(node: &TestNode) -> &Manifest {
     node.node()
-        .proxy
-        .manifest()
+        .context
+        .manifest
+        .as_ref()
         .expect("the manifest is enabled")
 }
 
 async fn role(node: &TestNode) -> Role {
     let litefs = node
         .node()
-        .proxy
-        .litefs()
+        .litefs
+        .as_ref()
         .expect("the manifest is on LiteFS");
     litefs.status().await.expect("read the LiteFS status").role
 }

@@ -77,7 +77,7 @@ impl<'a> Caje<'a> {
         }
         let files: Vec<&str> = self.modules.iter().map(|(file, _)| *file).collect();
         eventually("every module to be loaded or refused", RELOAD_LIMIT, || {
-            let status = node.node().proxy.policies().status();
+            let status = node.node().context.policies.status();
             files
                 .iter()
                 .all(|file| status.iter().any(|module| module.file == *file))
@@ -89,7 +89,7 @@ impl<'a> Caje<'a> {
 
 /// The status of the module in `file`.
 pub fn status(node: &TestNode, file: &str) -> ModuleStatus {
-    let all = node.node().proxy.policies().status();
+    let all = node.node().context.policies.status();
     all.iter()
         .find(|status| status.file == file)
         .unwrap_or_else(|| panic!("no status for {file} in {all:#?}"))
