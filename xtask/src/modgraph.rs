@@ -1,5 +1,5 @@
 //! `cargo xtask modgraph`: the host's module graph, read from its source, as layers; fails when
-//! the top-level modules of `host/src` import each other in a cycle.
+//! the modules of `host/src` import each other in a cycle.
 //!
 //! An edge is a path that names another part of the crate: a `use crate::…`, `use super::…` or
 //! `use self::…` item, a `use child::…` of a module declared in the file, and a `crate::…` or
@@ -7,9 +7,11 @@
 //! `#[serde(with = "crate::units::…")]` counts; comments do not). A `pub use` is a module's
 //! surface, not a dependency: paths through it are followed to the file that defines the item.
 //!
-//! Granularity: the check is on top-level modules (`host/src/<name>.rs` or `<name>/mod.rs`):
-//! they must form a DAG. The file graph (one node per `.rs` file) is printed with its cycles,
-//! which by the rule above can only lie inside one top-level module.
+//! Granularity, both checked: the top-level modules (`host/src/<name>.rs` or `<name>/mod.rs`,
+//! with everything below them) must form a DAG, and so must the files (one node per `.rs` file,
+//! inline `mod tests { … }` included in its file). A `mod.rs` that only declares and re-exports
+//! its children does not depend on them; a child's `impl` of a type its `mod.rs` defines does
+//! depend on that `mod.rs`.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
@@ -46,16 +48,21 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
 pub fn check(source: &Path) -> anyhow::Result<()> {
     let graph = Crate::read(source)?.graph();
     print!("{}", graph.report());
-    let cycles = cycles(&graph.modules);
-    if !cycles.is_empty() {
-        let listed: Vec<String> = cycles.iter().map(|c| c.join(" ⇄ ")).collect();
-        bail!(
-            "the top-level modules of {} import each other in a cycle: {}\n  hint: move the shared \
-             type into a module both can import (a leaf such as `units` or `body`), or pass it in \
-             from the caller",
-            source.display(),
-            listed.join("; ")
-        );
+    for (level, graph) in [
+        ("top-level modules", &graph.modules),
+        ("files", &graph.files),
+    ] {
+        let cycles = cycles(graph);
+        if !cycles.is_empty() {
+            let listed: Vec<String> = cycles.iter().map(|c| c.join(" ⇄ ")).collect();
+            bail!(
+                "the {level} of {} import each other in a cycle: {}\n  hint: move the shared \
+                 item into a module (or file) both can import, such as a leaf like `units` or \
+                 `body`, or pass it in from the caller",
+                source.display(),
+                listed.join("; ")
+            );
+        }
     }
     Ok(())
 }
@@ -695,6 +702,35 @@ mod tests {
         let report = graph.report();
         assert!(report.contains("  0:\n      units\n"), "{report}");
         assert!(report.contains("proxy → cache, units"), "{report}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn a_cycle_between_files_of_one_module_fails_the_check() {
+        let dir = scratch("file-cycle");
+        write(
+            &dir,
+            &[
+                ("host/src/lib.rs", "pub mod proxy;\n"),
+                (
+                    "host/src/proxy/mod.rs",
+                    "mod fetch;\nuse fetch::Fetched;\npub struct Proxy(Fetched);\n",
+                ),
+                (
+                    "host/src/proxy/fetch.rs",
+                    "pub struct Fetched;\nimpl super::Proxy { fn f(&self) {} }\n",
+                ),
+            ],
+        );
+        let graph = Crate::read(&dir.join("host/src")).unwrap().graph();
+        assert!(cycles(&graph.modules).is_empty());
+        assert_eq!(
+            cycles(&graph.files),
+            vec![vec!["proxy".to_owned(), "proxy::fetch".to_owned()]]
+        );
+        let err = run(&dir).unwrap_err().to_string();
+        assert!(err.contains("the files of"), "{err}");
+        assert!(err.contains("proxy ⇄ proxy::fetch"), "{err}");
         let _ = std::fs::remove_dir_all(&dir);
     }
 

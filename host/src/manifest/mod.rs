@@ -61,6 +61,7 @@ mod query;
 mod queue;
 mod read;
 mod record;
+mod selector;
 mod stats;
 mod store;
 mod writer;
@@ -78,8 +79,9 @@ pub use error::ManifestError;
 pub use gate::{GatePass, NoGate, WriteGate};
 pub use halt_gate::HaltGate;
 pub use open::{OpenOptions, SchemaMode};
-pub use query::{ListOrder, ListQuery, Page, Selector};
+pub use query::{ListOrder, ListQuery, Page};
 pub use record::{ManifestRecord, ManifestRow, PurgeLogEntry, PurgedPage, PurgedRow};
+pub use selector::Selector;
 pub use stats::WriterStats;
 
 pub(crate) use node::node_name;

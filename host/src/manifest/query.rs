@@ -1,50 +1,11 @@
-//! How callers pick rows: selectors for purges and key look-ups, list queries with
-//! keyset paging, and the opaque cursor that carries a page's position.
+//! How callers pick rows: list queries with keyset paging, the opaque cursor that carries a
+//! page's position, and the SQL a [`Selector`] stands for.
 
 use sqlx::{QueryBuilder, Sqlite};
 
 use super::record::{to_millis, to_sql_int};
+use super::selector::Selector;
 use super::{ManifestError, ManifestRow};
-
-/// Which rows a purge or key look-up means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    /// The row with exactly this cache key.
-    Key(String),
-    /// Every row whose URL is exactly this (all methods and variants).
-    Url(String),
-    /// Every row whose URL starts with this.
-    Prefix(String),
-    /// Every row carrying this tag.
-    Tag(String),
-}
-
-impl Selector {
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Selector::Key(_) => "key",
-            Selector::Url(_) => "url",
-            Selector::Prefix(_) => "prefix",
-            Selector::Tag(_) => "tag",
-        }
-    }
-
-    pub(crate) fn value(&self) -> &str {
-        match self {
-            Selector::Key(v) | Selector::Url(v) | Selector::Prefix(v) | Selector::Tag(v) => v,
-        }
-    }
-
-    pub(crate) fn from_parts(kind: &str, value: String) -> Option<Selector> {
-        Some(match kind {
-            "key" => Selector::Key(value),
-            "url" => Selector::Url(value),
-            "prefix" => Selector::Prefix(value),
-            "tag" => Selector::Tag(value),
-            _ => return None,
-        })
-    }
-}
 
 /// The order of a listing; each order pages with its own keyset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

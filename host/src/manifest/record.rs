@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Selector;
+use super::selector::Selector;
 
 /// What the cache reports after it stored a response: one row per `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -29,9 +29,9 @@ use tokio::task::JoinHandle;
 
 pub use config::{BadValue, PopulateConfig};
 pub use gates::OriginBackoff;
-pub use pass::{Pass, PassReport, WarmFailure};
+pub use pass::Pass;
 pub use purges::files_of;
-pub use status::{LastPass, PopulateStatus, PurgeStatus};
+pub use status::{LastPass, PassReport, PopulateStatus, PurgeStatus, WarmFailure};
 
 use crate::cache::Cache;
 use crate::manifest::Manifest;
