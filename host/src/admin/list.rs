@@ -17,7 +17,8 @@ use super::Admin;
 use super::query;
 use super::reply::{self, Reply};
 use super::target;
-use crate::cache::{Cache, DiskPage, EntrySummary, Key};
+use crate::cache::{Cache, DiskPage, EntrySummary};
+use crate::key::Key;
 use crate::manifest::{ListOrder, ListQuery, ManifestRow};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -39,7 +40,7 @@ struct Listing {
 
 #[derive(Debug, Serialize)]
 struct Listed {
-    key: String,
+    key: Key,
     url: String,
     origin: String,
     status: u16,
@@ -145,7 +146,7 @@ impl Cursor {
                 Ok(Cursor::Manifest(Some(inner.to_owned())))
             }
             Some(("d", "")) => Ok(Cursor::Disk(None)),
-            Some(("d", key)) => Key::from_file_name(key)
+            Some(("d", key)) => Key::parse(key)
                 .map(|key| Cursor::Disk(Some(key)))
                 .ok_or_else(invalid),
             _ => Err(invalid()),
@@ -183,12 +184,12 @@ async fn manifest_page(
             "this node's own files can still be listed with cursor=d.",
         )
     })?;
-    let keys: Vec<String> = page.rows.iter().map(|r| r.record.key.clone()).collect();
+    let keys: Vec<Key> = page.rows.iter().map(|r| r.record.key.clone()).collect();
     let on_disk = blocking(admin.parts.context.cache.clone(), move |cache| {
         Ok(keys
             .into_iter()
-            .filter(|key| Key::from_file_name(key).is_some_and(|key| cache.has_key(&key)))
-            .collect::<HashSet<String>>())
+            .filter(|key| cache.has_key(key))
+            .collect::<HashSet<Key>>())
     })
     .await?;
     let now = SystemTime::now();
@@ -231,7 +232,7 @@ async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result
     let mut in_manifest = Some(false);
     let mut manifest_error = None;
     if let Some(manifest) = admin.parts.context.manifest.as_ref() {
-        let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+        let keys: Vec<Key> = entries.iter().map(|e| e.key.clone()).collect();
         match manifest.existing_keys(&keys).await {
             Ok(known) => entries.retain(|entry| !known.contains(&entry.key)),
             Err(err) => {

@@ -15,8 +15,8 @@ use futures_util::Stream;
 use tokio::sync::watch;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::Key;
 use super::entry::MAGIC;
+use crate::key::Key;
 use crate::sync::lock;
 
 const READ_CHUNK: u64 = 256 << 10;

@@ -7,10 +7,11 @@ use std::time::SystemTime;
 
 use proptest::prelude::*;
 
+use super::cache_options;
 use super::entry::{self, EntryHead, Record, Timeline, Windows};
 use super::store::{DiskStore, Loaded};
 use super::stored::StoredBody;
-use super::{Key, cache_options};
+use crate::key::Key;
 
 const CASES: u32 = 512;
 

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use quick_cache::Weighter;
 use quick_cache::sync::Cache as QuickCache;
 
-use super::Key;
 use super::stored::{Entry, StoredBody};
+use crate::key::Key;
 
 /// What a key resolves to.
 #[derive(Clone)]

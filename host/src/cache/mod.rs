@@ -9,7 +9,6 @@ mod fill;
 mod freshness;
 #[cfg(test)]
 mod fuzz;
-mod key;
 mod memory;
 mod purge;
 mod report;
@@ -36,13 +35,13 @@ pub use entry::{
 };
 pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
-pub use key::{Key, url_digest};
 use memory::{MemoryIndex, Slot};
 pub use purge::{PurgeTally, PurgeTargets};
 pub use storable::{NotStored, persisted_request, shared_with_authorization, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
 
+use crate::key::{Key, url_digest};
 use crate::sync::blocking;
 
 /// One page of [`Cache::scan`].
@@ -71,7 +70,7 @@ struct Inner {
 /// One entry as listed for operators.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EntrySummary {
-    pub key: String,
+    pub key: Key,
     pub url: String,
     pub origin: String,
     pub status: u16,
@@ -380,7 +379,7 @@ impl Cache {
             scanned += 1;
             match store.load_head(&key) {
                 Ok(Some(Record::Response(head))) => page.entries.push(EntrySummary {
-                    key: key.to_string(),
+                    key: key.clone(),
                     url: head.url,
                     origin: head.origin,
                     status: head.status,

@@ -5,7 +5,9 @@ use std::collections::BTreeSet;
 use std::io;
 use std::time::SystemTime;
 
-use super::{Cache, Key};
+use super::Cache;
+use crate::key::Key;
+use crate::purge_mode::PurgeMode;
 use crate::sync::blocking;
 
 /// The files a purge reaches on this node.
@@ -14,8 +16,8 @@ pub enum PurgeTargets {
     /// Every file of each canonical URL (variants and vary record included): a URL or prefix
     /// purge takes whole URLs.
     Urls(BTreeSet<String>),
-    /// Exactly these keys (file names), as a tag marks single variants.
-    Keys(BTreeSet<String>),
+    /// Exactly these keys, as a tag marks single variants.
+    Keys(BTreeSet<Key>),
 }
 
 /// What a purge did to this node's files; it carries on past failures and counts them.
@@ -47,11 +49,11 @@ impl PurgeTally {
 }
 
 impl Cache {
-    /// Removes the targets' files, or with `soft` expires their responses so that the next
+    /// Removes the targets' files (hard), or expires their responses (soft) so that the next
     /// request revalidates them.
-    pub async fn purge(&self, targets: PurgeTargets, soft: bool) -> PurgeTally {
+    pub async fn purge(&self, targets: PurgeTargets, mode: PurgeMode) -> PurgeTally {
         let cache = self.clone();
-        if soft {
+        if mode.is_soft() {
             let keys = blocking(move || Ok(cache.keys_of(targets))).await;
             let (keys, mut tally) =
                 keys.unwrap_or_else(|err| (Vec::new(), PurgeTally::of_error(err)));
@@ -74,8 +76,8 @@ impl Cache {
                 }
             }
             PurgeTargets::Keys(keys) => {
-                for key in keys.iter().filter_map(|k| Key::from_file_name(k)) {
-                    tally.add(self.remove(&key).map(usize::from));
+                for key in &keys {
+                    tally.add(self.remove(key).map(usize::from));
                 }
             }
         }
@@ -87,9 +89,7 @@ impl Cache {
     fn keys_of(&self, targets: PurgeTargets) -> (Vec<Key>, PurgeTally) {
         let mut tally = PurgeTally::default();
         let keys = match targets {
-            PurgeTargets::Keys(keys) => {
-                keys.iter().filter_map(|k| Key::from_file_name(k)).collect()
-            }
+            PurgeTargets::Keys(keys) => keys.into_iter().collect(),
             PurgeTargets::Urls(urls) => urls
                 .iter()
                 .filter_map(|url| match self.keys_of_url(url) {

@@ -5,8 +5,8 @@ use std::path::PathBuf;
 
 use bytes::Bytes;
 
-use super::Key;
 use super::entry::EntryHead;
+use crate::key::Key;
 
 pub struct Entry {
     pub key: Key,

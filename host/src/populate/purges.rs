@@ -19,6 +19,7 @@ use super::state::{Position, StateFile};
 use super::warmer::Warmer;
 use crate::cache::{PurgeTally, PurgeTargets};
 use crate::manifest::{ManifestError, PurgeLogEntry, PurgedRow, Selector};
+use crate::purge_mode::PurgeMode;
 
 /// Log entries read per query.
 const LOG_PAGE: u32 = 100;
@@ -179,7 +180,7 @@ impl Replay {
         let mut tally = PurgeTally::default();
         match selector {
             Selector::Url(_) | Selector::Key(_) => {
-                self.merge(&mut tally, files_of(selector, &[]), entry.soft)
+                self.merge(&mut tally, files_of(selector, &[]), entry.mode)
                     .await;
             }
             Selector::Prefix(_) | Selector::Tag(_) => {
@@ -190,7 +191,7 @@ impl Replay {
                         .manifest
                         .purged_pages(entry.change_seq, after, PAGES_PAGE)
                         .await?;
-                    self.merge(&mut tally, files_of(selector, &page.rows), entry.soft)
+                    self.merge(&mut tally, files_of(selector, &page.rows), entry.mode)
                         .await;
                     match page.next {
                         Some(next) => after = Some(next),
@@ -208,7 +209,7 @@ impl Replay {
                 entry.node
             );
         }
-        tracing::debug!(?selector, soft = entry.soft, files = tally.files, node = %entry.node, "applied a purge");
+        tracing::debug!(?selector, mode = ?entry.mode, files = tally.files, node = %entry.node, "applied a purge");
         let mut book = self.warmer.book();
         book.purges.applied += 1;
         book.purges.files += tally.files as u64;
@@ -217,8 +218,8 @@ impl Replay {
         Ok(())
     }
 
-    async fn merge(&self, tally: &mut PurgeTally, targets: PurgeTargets, soft: bool) {
-        let done = self.warmer.cache.purge(targets, soft).await;
+    async fn merge(&self, tally: &mut PurgeTally, targets: PurgeTargets, mode: PurgeMode) {
+        let done = self.warmer.cache.purge(targets, mode).await;
         tally.files += done.files;
         tally.failed += done.failed;
         if tally.first_error.is_none() {

@@ -9,7 +9,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::PopulateConfig;
 use super::gates::{Gates, Ticket};
 use super::status::{Book, PopulateStatus};
-use crate::cache::{Cache, Key};
+use crate::cache::Cache;
+use crate::key::Key;
 use crate::manifest::{Manifest, ManifestRow};
 use crate::proxy::{Proxy, Warmed};
 use crate::sync::lock;
@@ -74,20 +75,14 @@ impl Warmer {
     /// Until when this node's copy of each row is fresh (`None`: it holds none), read from the
     /// files' heads off the async threads.
     pub(crate) async fn held_until(&self, rows: &[ManifestRow]) -> Vec<Option<SystemTime>> {
-        let keys: Vec<Option<Key>> = rows
-            .iter()
-            .map(|row| Key::from_file_name(&row.record.key))
-            .collect();
+        let keys: Vec<Key> = rows.iter().map(|row| row.record.key.clone()).collect();
         let count = keys.len();
         let cache = self.cache.clone();
         crate::sync::blocking(move || {
             Ok::<_, std::io::Error>(
                 keys.iter()
-                    .map(|key| {
-                        // A head that cannot be read is as good as none: the miss path decides.
-                        key.as_ref()
-                            .and_then(|key| cache.fresh_until(key).ok().flatten())
-                    })
+                    // A head that cannot be read is as good as none: the miss path decides.
+                    .map(|key| cache.fresh_until(key).ok().flatten())
                     .collect(),
             )
         })

@@ -10,7 +10,8 @@ use tokio::sync::watch;
 
 use super::fetch::Failure;
 use super::store::StreamingFill;
-use crate::cache::{Entry, Key};
+use crate::cache::Entry;
+use crate::key::Key;
 use crate::request_counts;
 use crate::sync::lock;
 

@@ -9,7 +9,7 @@ use super::canonicalize::CanonicalRequest;
 use super::headers;
 use super::origin::Origin;
 use super::outcome::Forward;
-use crate::cache::Key;
+use crate::key::Key;
 use crate::policy::{Chain, HeaderEdit};
 
 /// One request as it flows down the phases. Phases read it; none parses it back from headers.

@@ -11,7 +11,7 @@ use super::origin::Origins;
 use super::outcome::{CacheOutcome, Forward};
 use super::respond::{self, Answer};
 use crate::body::Body;
-use crate::cache::Key;
+use crate::key::Key;
 use crate::policy::{Chain, HeaderEdit, PolicyRefusal, RequestAction, RequestDecision};
 
 /// The routing phase's outcome: go on with a context, or (`Err`) answer right away.

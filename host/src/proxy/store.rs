@@ -14,7 +14,8 @@ use hyper::body::Incoming;
 use super::context::RequestCtx;
 use super::decide_store::{self, StoreVerdict};
 use super::origin::{Origin, UpstreamTime};
-use crate::cache::{self, Cache, Entry, EntryHead, FillHandle, FillWriter, Key, Timeline, Windows};
+use crate::cache::{self, Cache, Entry, EntryHead, FillHandle, FillWriter, Timeline, Windows};
+use crate::key::Key;
 use crate::manifest::{Manifest, ManifestRecord};
 
 /// Headers of a 304 that must not replace the stored ones: they describe the body, which is reused.
@@ -294,8 +295,8 @@ fn record(manifest: Option<&Manifest>, entry: &Entry) {
 fn manifest_record(entry: &Entry) -> ManifestRecord {
     let timeline = &entry.head.timeline;
     ManifestRecord {
-        key: entry.key.to_string(),
-        method: Method::GET.to_string(),
+        key: entry.key.clone(),
+        method: Method::GET,
         url: entry.head.url.clone(),
         origin: entry.head.origin.clone(),
         status: entry.head.status,

@@ -5,7 +5,7 @@
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;
 
-use http::Request;
+use http::{Method, Request};
 use http_body_util::BodyExt;
 
 use super::Proxy;
@@ -42,7 +42,7 @@ impl Proxy {
     /// variant of a request without them.
     pub async fn warm(self: &Arc<Self>, row: &ManifestRow) -> Warmed {
         let record = &row.record;
-        if record.method != "GET" {
+        if record.method != Method::GET {
             return Warmed::NotStored(format!("only GET pages are warmed, not {}", record.method));
         }
         let mut parts = match Request::get(record.url.as_str()).body(()) {

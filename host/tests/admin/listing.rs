@@ -105,7 +105,10 @@ async fn files_the_manifest_lacks_are_listed_from_disk_in_bounded_pages() {
     // Two rows leave the manifest but keep their files; one file leaves the disk, keeping its row.
     for n in [1, 3] {
         manifest
-            .purge(&Selector::Url(node.url(&format!("/f/{n}"))), false)
+            .purge(
+                &Selector::Url(node.url(&format!("/f/{n}"))),
+                caje::purge_mode::PurgeMode::Hard,
+            )
             .await
             .unwrap();
     }

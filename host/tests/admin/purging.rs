@@ -74,8 +74,8 @@ async fn a_tag_purge_takes_exactly_the_tagged_pages() {
         });
     }
     manifest.record(ManifestRecord {
-        key: "f".repeat(64),
-        method: "GET".into(),
+        key: caje::key::Key::for_url("http://elsewhere.test/sale", &[]),
+        method: http::Method::GET,
         url: "http://elsewhere.test/sale".into(),
         origin: "origin".into(),
         status: 200,
