@@ -1,6 +1,8 @@
 //! Cache keys: a digest of the canonical URL, plus optional policy key components and Vary
-//! variants. Every key of one URL shares the URL digest as its prefix, so all of a URL's files
-//! sit side by side. The store names files by key and the manifest records rows by key.
+//! variants. The store names files by key and the manifest records rows by key.
+//!
+//! Every key of one URL shares the URL digest as its prefix, so all of a URL's files sit side
+//! by side.
 
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::Xxh3;

@@ -1,6 +1,8 @@
-//! The request counters behind `caje_requests_total{cache}` and `caje_coalesced_requests_total`:
-//! process-wide atomics (one add per request, no registry look-up on the hit path) that health
-//! reads directly and that a scrape copies into the Prometheus counters of the same names.
+//! The request counters behind `caje_requests_total{cache}` and
+//! `caje_coalesced_requests_total`, which health reads too.
+//!
+//! Process-wide atomics: one add per request, no registry look-up on the hit path; a scrape
+//! copies them into the Prometheus counters of the same names.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 

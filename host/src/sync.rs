@@ -1,6 +1,5 @@
-//! Sharing work and state across threads, the same way everywhere: [`blocking`] runs file and
-//! other blocking work off the async workers, and [`lock`] (with [`read`] and [`write`]) is
-//! the one rule for poisoned locks.
+//! Sharing work and state across threads the same way everywhere: [`blocking`] for blocking
+//! work, [`lock`] (with [`read`], [`write`]) for the one rule on poisoned locks.
 
 use std::io;
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};

@@ -1,5 +1,6 @@
 //! `GET /_caje/`: the dashboard, one self-contained page (inline CSS and JS, no external
 //! assets) that drives the JSON API with the token it keeps in the tab's `sessionStorage`.
+//!
 //! The page holds no data, so it is served without the token; a Content-Security-Policy
 //! allows exactly its own inline script and style and requests to this node.
 

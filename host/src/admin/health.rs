@@ -1,6 +1,8 @@
 //! `GET /_caje/health`: whether this node works as it should (manifest writer, LiteFS role and
-//! lag, populate job and purge replay), and the counters an operator looks at first. Always 200 while the node answers; `ok` is false and `problems` says why
-//! when something is degraded (a failing manifest does not stop the node from serving).
+//! lag, populate job and purge replay), and the counters an operator looks at first.
+//!
+//! Always 200 while the node answers; `ok` is false and `problems` says why when something is
+//! degraded (a failing manifest does not stop the node from serving).
 
 use http::StatusCode;
 use serde::Serialize;

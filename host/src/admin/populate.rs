@@ -1,6 +1,7 @@
-//! `POST /_caje/populate`: one synchronous pass of [`crate::populate`] over the manifest, with
-//! an optional URL prefix and fetch limit, under the background job's limits (concurrency,
-//! origin pace and pauses); answers with the pass's report.
+//! `POST /_caje/populate`: one synchronous pass of [`crate::populate`] over the manifest (an
+//! optional URL prefix and fetch limit), answered with the pass's report.
+//!
+//! The pass shares the background job's limits: concurrency, origin pace and pauses.
 
 use http::StatusCode;
 use hyper::body::Incoming;

@@ -1,6 +1,7 @@
 //! Prometheus metrics: the process-wide recorder (installed once, shared by every node in the
-//! process), deliberate histogram buckets and descriptions; the request counters are copied
-//! in from their atomics (`request_counts`) when scraped.
+//! process), its histogram buckets and descriptions, and `GET /_caje/metrics`.
+//!
+//! The request counters are copied in from their atomics (`request_counts`) when scraped.
 
 use std::sync::OnceLock;
 use std::time::Duration;

@@ -1,6 +1,7 @@
-//! `POST /_caje/purge`: drops pages by URL, URL prefix or tag from both sides, the shared
-//! manifest and this node's files, or (`"soft": true`) marks them stale so the next request
-//! revalidates. The answer says what each side did; a side that failed is named, never hidden.
+//! `POST /_caje/purge`: drops pages by URL, URL prefix or tag from the shared manifest and this
+//! node's files (hard), or marks them stale so the next request revalidates (soft).
+//!
+//! The answer says what each side did; a side that failed is named, never hidden.
 //!
 //! The manifest goes first: its purge returns exactly the rows it touched, which name the files
 //! to remove for a prefix or tag. A URL names its files itself, so a URL purge still reaches

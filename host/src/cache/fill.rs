@@ -1,5 +1,6 @@
-//! A body on its way from the origin into the store, readable by any number of clients meanwhile.
-//! Readers tail the temp file, so memory stays bounded however large the body and however slow a reader.
+//! A body on its way from the origin into the store, readable by any number of clients
+//! meanwhile: readers tail the temp file, so memory stays bounded however slow a reader.
+//!
 //! When the store fails mid-body (disk full, file system gone read-only), the rest of the body
 //! is kept in memory instead (up to `memory_max_object`), so the clients already reading it
 //! still get all of it; such a fill is never published.

@@ -1,6 +1,7 @@
 //! Property tests of the entry decoder, in memory and through the disk store's serving path:
-//! arbitrary files and damaged copies of valid ones never panic and never yield a body other
-//! than the one that was stored. Case counts are fixed so CI takes the same time every run.
+//! no file, damaged or arbitrary, makes it panic or yield a body other than the stored one.
+//!
+//! Case counts are fixed so CI takes the same time every run.
 
 use std::os::unix::fs::FileExt;
 use std::time::SystemTime;

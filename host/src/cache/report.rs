@@ -1,6 +1,8 @@
-//! Store failures as the operator sees them: every one counted in
-//! `caje_cache_store_errors_total{op}`, logged at most once per interval (a full or read-only
-//! disk fails every miss; the log must stay readable), with what to do about it.
+//! Store failures as the operator sees them: each one counted in
+//! `caje_cache_store_errors_total{op}`, and logged with what to do about it.
+//!
+//! Logged at most once per interval: a full or read-only disk fails every miss, and the log
+//! must stay readable.
 
 use std::io;
 use std::time::Instant;

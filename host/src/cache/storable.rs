@@ -1,6 +1,8 @@
-//! Whether a response may be stored: http-cache-semantics' verdict plus caje's shared-cache rules
-//! (never 206, never `Vary: *`, no Set-Cookie, no answer to a Cookie request unless explicitly shared),
-//! and the reasons a response is not stored.
+//! Whether a response may be stored under HTTP's rules: http-cache-semantics' verdict plus
+//! caje's shared-cache rules, each refusal a [`NotStored`] reason.
+//!
+//! Beyond RFC 9111: never 206, never `Vary: *`, no Set-Cookie, no answer to a Cookie request
+//! unless explicitly shared.
 
 use std::time::Duration;
 
@@ -11,7 +13,7 @@ use http_cache_semantics::CachePolicy;
 use super::detach;
 use super::freshness::Directives;
 
-/// Why a response is not stored: the host's HTTP caching rules ([`check`]), a policy's verdict,
+/// Why a response is not stored: the host's HTTP caching rules (`check`), a policy's verdict,
 /// or a body that outgrew `max_object_size`. `proxy::decide_store` is where they meet; the
 /// reason travels to `Cache-Status: detail` and the `caje_responses_not_stored_total` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

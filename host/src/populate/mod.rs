@@ -1,8 +1,10 @@
-//! Keeping this node in step with the fleet through the shared manifest: warming (rows still
-//! fresh that this node lacks or holds stale are fetched through the proxy's own miss path,
-//! [`Proxy::warm`]) and following purges (what another node purged goes from this node's files
-//! too). The background job leaves the rows this run of the node wrote itself: what it no
-//! longer holds of those, it dropped on purpose (invalidated, found corrupt).
+//! Keeping this node in step with the fleet through the shared manifest: warming the rows it
+//! lacks through the proxy's miss path, and following the purges other nodes made.
+//!
+//! Warming fetches rows still fresh that this node lacks or holds stale ([`Proxy::warm`]);
+//! following purges removes from this node's files what another node purged. The background
+//! job leaves the rows this run of the node wrote itself: what it no longer holds of those, it
+//! dropped on purpose (invalidated, found corrupt).
 //!
 //! [`Populator::start`] applies the purges logged while the node was down before it serves,
 //! then starts the background job (`follow`): it polls the manifest's change counter every

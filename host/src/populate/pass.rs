@@ -1,6 +1,8 @@
 //! One warming pass: pages through manifest rows, leaves what this node holds fresh, and
-//! fetches the rest through the proxy's miss path, at most `concurrency` at a time, minding
-//! each origin's pace and pause. Rows of a paused origin are deferred, not fetched.
+//! fetches the rest through the proxy's miss path.
+//!
+//! At most `concurrency` fetches run at a time, minding each origin's pace and pause; rows of a
+//! paused origin are deferred, not fetched.
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,6 +1,8 @@
-//! Following the fleet's purges: the manifest logs every purge (with the pages a prefix or tag
-//! purge touched), and each node replays the entries it has not applied to its own files yet,
-//! in log order, remembering how far it got in `cache_dir`.
+//! Following the fleet's purges: each node replays, in log order, the purges the manifest
+//! logged that it has not applied to its own files yet.
+//!
+//! A prefix or tag purge logs the pages it touched; how far the replay got is kept in
+//! `cache_dir`.
 //!
 //! - A node skips the entries its own manifest handle logged: the admin API that asked for
 //!   them already applied them here.

@@ -1,6 +1,5 @@
 //! Phase 4, coalesce: concurrent misses for one key share one origin fetch. The first request
-//! leads (its flight runs in a task of its own); the others follow what it shares, each waiting
-//! a bounded time.
+//! leads the flight; the others follow what it shares, each waiting a bounded time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

@@ -1,7 +1,8 @@
-//! Phase 6, decide store: the one place that decides whether an origin response is stored.
+//! Phase 6, decide store: the one place that decides whether an origin response is stored, and
+//! why not (a [`NotStored`] reason, in `Cache-Status: detail` and a metric label).
+//!
 //! caje's HTTP caching rules speak first, then the policies' `on-response` verdict, then what
-//! no policy may override; every reason not to store is a [`NotStored`], counted in
-//! `caje_responses_not_stored_total{reason}` and shown in `Cache-Status: detail`.
+//! no policy may override (`caje_responses_not_stored_total{reason}` counts each refusal).
 
 use std::time::SystemTime;
 

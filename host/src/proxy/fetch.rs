@@ -1,6 +1,7 @@
-//! Phase 5, fetch: the request for the origin, built once (conditional when a stale copy holds
-//! validators), and the origin's answer sorted into a 304, a failure to share, or a response
-//! for the store decision. Also the relay of an origin body to one client.
+//! Phase 5, fetch: the request for the origin, built once (conditional on a stale copy's
+//! validators), and the answer sorted into a 304, a failure to share, or a response to judge.
+//!
+//! Also the relay of an origin body to one client.
 
 use std::sync::Arc;
 use std::time::SystemTime;

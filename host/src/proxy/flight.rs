@@ -1,6 +1,7 @@
-//! A miss's flight: fetch → decide store → store, run once per key in a task of its own (so the
-//! fill finishes even when every client has gone), and the leader and its followers answered
-//! from what it shares. Requests with credentials fly alone.
+//! A miss's flight: fetch → decide store → store, once per key in a task of its own (the fill
+//! finishes even when every client has gone), its leader and followers answered from it.
+//!
+//! Requests with credentials fly alone.
 
 use std::sync::Arc;
 use std::time::SystemTime;

@@ -1,17 +1,17 @@
 //! The caching reverse proxy: a request's life as a sequence of phases, one file each, run in
 //! this order by [`Proxy::handle`] (data flows one way, down the list):
 //!
-//! 1. [`canonicalize`]: the request in one canonical form (absolute URL, Host, no hop-by-hop).
-//! 2. [`route`]: origin, cache key, lookup or pass, as the policies' `on-request` decides.
-//! 3. [`lookup`]: a stored response that may answer now, or a miss.
-//! 4. [`coalesce`]: one origin fetch per key; other requests for it follow that flight.
-//! 5. [`fetch`]: the origin request, built once; the answer sorted (304, failure, response).
-//! 6. [`decide_store`]: whether the response is stored, and why not.
-//! 7. [`store`]: the entry written while clients read it; the manifest record.
-//! 8. [`respond`]: the client's response; its [`outcome`] is rendered into headers at the edge.
-//! 9. [`log`]: one access-log line from the context and the outcome.
+//! 1. `canonicalize`: the request in one canonical form (absolute URL, Host, no hop-by-hop).
+//! 2. `route`: origin, cache key, lookup or pass, as the policies' `on-request` decides.
+//! 3. `lookup`: a stored response that may answer now, or a miss.
+//! 4. `coalesce`: one origin fetch per key; other requests for it follow that flight.
+//! 5. `fetch`: the origin request, built once; the answer sorted (304, failure, response).
+//! 6. `decide_store`: whether the response is stored, and why not.
+//! 7. `store`: the entry written while clients read it; the manifest record.
+//! 8. `respond`: the client's response; its `outcome` is rendered into headers at the edge.
+//! 9. `log`: one access-log line from the context and the outcome.
 //!
-//! [`RequestCtx`](context::RequestCtx) carries what phases 1–2 decided; `flight` runs phases
+//! `RequestCtx` (`context`) carries what phases 1–2 decided; `flight` runs phases
 //! 4–7 for a miss, `pass` relays what is not looked up, `warm` runs a manifest row through the
 //! same path.
 

@@ -1,6 +1,7 @@
-//! What the cache did for one request, as a typed value that travels beside the response until
-//! the edge renders it into `Cache-Status` (RFC 9211) and `X-Cache`; logs, metrics and warming
-//! read the value, never the headers.
+//! What the cache did for one request, a typed value beside the response until the edge
+//! renders it, once, into `Cache-Status` (RFC 9211) and `X-Cache`.
+//!
+//! Logs, metrics and warming read the value, never the headers.
 
 use std::fmt::Write as _;
 

@@ -1,6 +1,7 @@
-//! Requests the cache does not look up (methods other than GET and HEAD, a policy's pass):
-//! relayed to the origin with both bodies streamed. A successful unsafe request invalidates
-//! what it changed on this node (RFC 9111 §4.4).
+//! Requests the cache does not look up (methods other than GET and HEAD, a policy's pass),
+//! relayed to the origin with both bodies streamed.
+//!
+//! A successful unsafe request invalidates what it changed on this node (RFC 9111 §4.4).
 
 use http::Request;
 use http::header::{self, HeaderMap};

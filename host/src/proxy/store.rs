@@ -1,6 +1,7 @@
-//! Phase 7, store + record: a stored response's entry head, the fill that writes its body while
-//! clients read it (the pump copies it from the origin, to the end even when every client has
-//! gone), a 304 merged into a stored entry, and the manifest record of what was stored.
+//! Phase 7, store + record: a kept response written to the store while clients read it, a 304
+//! merged into a stored entry, and the manifest record of what was stored.
+//!
+//! The pump copies the body from the origin to the end even when every client has gone.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

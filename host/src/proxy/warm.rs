@@ -1,6 +1,5 @@
-//! Warming: fetching a page the manifest lists into this node's cache through exactly the
-//! path a client's miss takes (route and policies → lookup → coalesced origin fetch → fill →
-//! manifest record).
+//! Warming: a page the manifest lists fetched into this node's cache through exactly the
+//! path a client's miss takes (route → lookup → coalesced fetch → store → manifest record).
 
 use std::net::{Ipv4Addr, SocketAddr, SocketAddrV4};
 use std::sync::Arc;

@@ -1,5 +1,6 @@
-//! A listener: accepts connections (HTTP/1.1 and h2c), applies the configured limits, and
-//! shuts down gracefully: stop accepting, let in-flight requests finish within the grace period.
+//! A listener: accepts connections (HTTP/1.1 and h2c) within the configured limits, and shuts
+//! down gracefully (stop accepting, let in-flight requests finish within the grace period).
+//!
 //! Limits bound what clients can hold: `max_connections` open at once (each is a file
 //! descriptor) and `idle_timeout` for a connection on which nothing happens.
 
