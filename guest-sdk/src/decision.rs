@@ -1,7 +1,10 @@
-//! The decisions a policy returns: what to do with a request, and whether and how long to
-//! cache a response. Builders take and return `self`, so a hook reads as one expression.
+//! The decisions a policy returns: what to do with a request, whether and how long to cache a
+//! response, and edits of headers. Builders take and return `self`, so a hook reads as one
+//! expression.
 
 use std::time::Duration;
+
+use crate::{PathAndQuery, Request};
 
 /// The decision of [`Policy::on_request`](crate::Policy::on_request).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -14,6 +17,9 @@ pub struct RequestDecision {
     pub cache_key: Vec<String>,
     /// Edits of the request sent to the origin, applied in order.
     pub origin_header_edits: Vec<HeaderEdit>,
+    /// The path and query caje keys the request on and asks the origin for, when a policy
+    /// normalised them (see [`RequestDecision::normalize_url`]); `None` keeps the request's.
+    pub url: Option<PathAndQuery>,
 }
 
 /// What happens to a request.
@@ -39,9 +45,10 @@ pub struct SyntheticResponse {
     pub body: Vec<u8>,
 }
 
-/// An edit of a header of the origin request: `(name, value)` pairs, as they cross to the host.
-/// Hop-by-hop and framing headers (`connection`, `te`, `transfer-encoding`, `content-length`,
-/// `host`, ...) and values with control bytes are invalid decisions.
+/// An edit of a header: `(name, value)` pairs, as they cross to the host. Hop-by-hop and
+/// framing headers (`connection`, `te`, `transfer-encoding`, `content-length`, `host`, ...),
+/// values with control bytes or over 16 KiB, and more than 64 edits in one list are invalid
+/// decisions.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum HeaderEdit {
     /// Replace every value of the header with this one.
@@ -52,6 +59,102 @@ pub enum HeaderEdit {
     Remove(String),
 }
 
+impl HeaderEdit {
+    /// Replace every value of header `name` with `value`.
+    pub fn set(name: &str, value: impl AsRef<[u8]>) -> Self {
+        HeaderEdit::Set((name.to_owned(), value.as_ref().to_vec()))
+    }
+
+    /// Add `value` after the existing values of header `name`.
+    pub fn append(name: &str, value: impl AsRef<[u8]>) -> Self {
+        HeaderEdit::Append((name.to_owned(), value.as_ref().to_vec()))
+    }
+
+    /// Remove every value of header `name`.
+    pub fn remove(name: &str) -> Self {
+        HeaderEdit::Remove(name.to_owned())
+    }
+}
+
+/// Edits of the headers a client gets, returned by [`Policy::on_deliver`](crate::Policy::on_deliver)
+/// and applied in order.
+///
+/// ```
+/// use caje_policy::HeaderEdits;
+///
+/// let edits = HeaderEdits::new()
+///     .set("x-content-type-options", "nosniff")
+///     .remove("server");
+/// assert_eq!(edits.len(), 2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HeaderEdits(Vec<HeaderEdit>);
+
+impl HeaderEdits {
+    /// No edits: the client gets the headers as they are.
+    pub fn new() -> Self {
+        HeaderEdits(Vec::new())
+    }
+
+    /// Sets header `name` to `value`, replacing its values.
+    pub fn set(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.0.push(HeaderEdit::set(name, value));
+        self
+    }
+
+    /// Appends `value` to header `name`.
+    pub fn append(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.0.push(HeaderEdit::append(name, value));
+        self
+    }
+
+    /// Removes header `name`.
+    pub fn remove(mut self, name: &str) -> Self {
+        self.0.push(HeaderEdit::remove(name));
+        self
+    }
+
+    /// The edits, in order.
+    pub fn as_slice(&self) -> &[HeaderEdit] {
+        &self.0
+    }
+
+    /// How many edits there are.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Applies the edits to `headers` as the host does (names compared without case), so a
+    /// unit test can check what the client gets.
+    pub fn apply_to(&self, headers: &mut Vec<(String, Vec<u8>)>) {
+        for edit in &self.0 {
+            match edit {
+                HeaderEdit::Set((name, value)) => {
+                    headers.retain(|(field, _)| !field.eq_ignore_ascii_case(name));
+                    headers.push((name.to_ascii_lowercase(), value.clone()));
+                }
+                HeaderEdit::Append((name, value)) => {
+                    headers.push((name.to_ascii_lowercase(), value.clone()));
+                }
+                HeaderEdit::Remove(name) => {
+                    headers.retain(|(field, _)| !field.eq_ignore_ascii_case(name));
+                }
+            }
+        }
+    }
+}
+
+impl From<HeaderEdits> for Vec<HeaderEdit> {
+    fn from(edits: HeaderEdits) -> Self {
+        edits.0
+    }
+}
+
 impl RequestDecision {
     /// A decision to look the request up in the cache, fetching from `origin` on a miss.
     pub fn new(origin: impl Into<String>) -> Self {
@@ -60,6 +163,7 @@ impl RequestDecision {
             action: Action::Lookup,
             cache_key: Vec::new(),
             origin_header_edits: Vec::new(),
+            url: None,
         }
     }
 
@@ -95,23 +199,53 @@ impl RequestDecision {
 
     /// Sets header `name` of the origin request to `value`, replacing existing values.
     pub fn set_origin_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        let edit = HeaderEdit::Set((name.to_owned(), value.as_ref().to_vec()));
-        self.origin_header_edits.push(edit);
+        self.origin_header_edits.push(HeaderEdit::set(name, value));
         self
     }
 
     /// Appends `value` to header `name` of the origin request.
     pub fn append_origin_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
-        let edit = HeaderEdit::Append((name.to_owned(), value.as_ref().to_vec()));
-        self.origin_header_edits.push(edit);
+        self.origin_header_edits
+            .push(HeaderEdit::append(name, value));
         self
     }
 
     /// Removes header `name` from the origin request.
     pub fn remove_origin_header(mut self, name: &str) -> Self {
-        self.origin_header_edits
-            .push(HeaderEdit::Remove(name.to_owned()));
+        self.origin_header_edits.push(HeaderEdit::remove(name));
         self
+    }
+
+    /// Keys the request on `url` and asks the origin for it, instead of the request's path and
+    /// query. The modules after this one see the request with this path and query.
+    pub fn with_url(mut self, url: PathAndQuery) -> Self {
+        self.url = Some(url);
+        self
+    }
+
+    /// Normalises the URL caje keys on and fetches: `normalize` gets the request's path and
+    /// query and returns the ones to use; the URL is replaced only if they differ.
+    ///
+    /// ```
+    /// use caje_policy::{Request, RequestDecision};
+    ///
+    /// let req = Request::new("GET", "https://example.com/Shop?utm_source=mail&b=2&a=1");
+    /// let decision = RequestDecision::new("default")
+    ///     .normalize_url(&req, |url| url.without_params_prefixed("utm_").sorted_params().lowercase_path());
+    /// assert_eq!(decision.url.unwrap().to_string(), "/shop?a=1&b=2");
+    /// ```
+    pub fn normalize_url(
+        self,
+        req: &Request<'_>,
+        normalize: impl FnOnce(PathAndQuery) -> PathAndQuery,
+    ) -> Self {
+        let given = PathAndQuery::of(req);
+        let normalized = normalize(given.clone());
+        if normalized == given {
+            self
+        } else {
+            self.with_url(normalized)
+        }
     }
 
     /// Whether the action is [`Action::Pass`].
@@ -155,6 +289,9 @@ pub struct CacheVerdict {
     pub tags: Vec<String>,
     /// Keep `Set-Cookie` in the stored response (never stored by default).
     pub keep_set_cookie: bool,
+    /// Edits of the origin response's headers, applied before it is stored and sent: the
+    /// client of this fetch and every later hit get the edited headers.
+    pub stored_header_edits: Vec<HeaderEdit>,
 }
 
 impl CacheVerdict {
@@ -167,6 +304,7 @@ impl CacheVerdict {
             stale_if_error: Duration::ZERO,
             tags: Vec::new(),
             keep_set_cookie: false,
+            stored_header_edits: Vec::new(),
         }
     }
 
@@ -213,6 +351,26 @@ impl CacheVerdict {
     /// Keeps `Set-Cookie` in the stored response.
     pub fn keep_set_cookie(mut self) -> Self {
         self.keep_set_cookie = true;
+        self
+    }
+
+    /// Sets header `name` of the stored (and sent) response to `value`, e.g. to fix a wrong
+    /// `content-type`.
+    pub fn set_stored_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.stored_header_edits.push(HeaderEdit::set(name, value));
+        self
+    }
+
+    /// Appends `value` to header `name` of the stored (and sent) response.
+    pub fn append_stored_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.stored_header_edits
+            .push(HeaderEdit::append(name, value));
+        self
+    }
+
+    /// Removes header `name` from the stored (and sent) response, e.g. a `set-cookie`.
+    pub fn remove_stored_header(mut self, name: &str) -> Self {
+        self.stored_header_edits.push(HeaderEdit::remove(name));
         self
     }
 }
@@ -282,5 +440,56 @@ mod tests {
             CacheVerdict::new(true, minute).cap_ttl(10 * minute).ttl,
             minute
         );
+    }
+
+    #[test]
+    fn stored_header_edits_keep_their_order() {
+        let verdict = CacheVerdict::new(true, Duration::from_secs(1))
+            .remove_stored_header("set-cookie")
+            .set_stored_header("content-type", "text/css")
+            .append_stored_header("x-note", [0xff]);
+        assert_eq!(
+            verdict.stored_header_edits,
+            [
+                HeaderEdit::remove("set-cookie"),
+                HeaderEdit::set("content-type", "text/css"),
+                HeaderEdit::Append(("x-note".into(), vec![0xff])),
+            ]
+        );
+    }
+
+    #[test]
+    fn header_edits_apply_like_the_host() {
+        let mut headers = vec![
+            ("Server".to_owned(), b"nginx".to_vec()),
+            ("x-a".to_owned(), b"1".to_vec()),
+            ("X-A".to_owned(), b"2".to_vec()),
+        ];
+        HeaderEdits::new()
+            .remove("SERVER")
+            .set("x-a", "3")
+            .append("X-B", "4")
+            .apply_to(&mut headers);
+        assert_eq!(
+            headers,
+            [
+                ("x-a".to_owned(), b"3".to_vec()),
+                ("x-b".to_owned(), b"4".to_vec())
+            ]
+        );
+        let edits: Vec<HeaderEdit> = HeaderEdits::new().remove("server").into();
+        assert_eq!(edits, [HeaderEdit::remove("server")]);
+        assert!(HeaderEdits::new().is_empty());
+    }
+
+    #[test]
+    fn the_url_is_replaced_only_when_normalising_changes_it() {
+        let clean = Request::new("GET", "https://h/a?x=1");
+        let kept = RequestDecision::new("default").normalize_url(&clean, |url| url.sorted_params());
+        assert_eq!(kept.url, None);
+        let tracked = Request::new("GET", "https://h/a?gclid=7&x=1");
+        let cleaned = RequestDecision::new("default")
+            .normalize_url(&tracked, |url| url.without_params(&["gclid"]));
+        assert_eq!(cleaned.url, Some(PathAndQuery::new("/a", Some("x=1"))));
     }
 }

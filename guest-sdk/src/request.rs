@@ -1,9 +1,13 @@
-//! Read-only views of the request and the origin response a hook is called with.
-//! In a module they ask the host lazily; in native tests they hold plain data.
+//! Read-only views of what a hook is called with: the request, the origin response and the
+//! response a client is about to get. In a module they ask the host lazily; in native tests
+//! they hold plain data.
 
 use std::cell::OnceCell;
 
-use crate::bindings::caje::policy::types::{Request as HostRequest, ResponseHead as HostResponse};
+use crate::bindings::caje::policy::types::{
+    self as wit, ClientResponse as HostClientResponse, Request as HostRequest,
+    ResponseHead as HostResponse,
+};
 
 /// A header value: raw bytes, usually (not necessarily) ASCII.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -37,6 +41,7 @@ impl PartialEq<&str> for HeaderValue {
 enum HeaderSource<'a> {
     Request(&'a HostRequest),
     Response(&'a HostResponse),
+    Client(&'a HostClientResponse),
     Local(Vec<(String, Vec<u8>)>),
 }
 
@@ -45,6 +50,7 @@ impl HeaderSource<'_> {
         match self {
             HeaderSource::Request(host) => host.header(name).map(HeaderValue),
             HeaderSource::Response(host) => host.header(name).map(HeaderValue),
+            HeaderSource::Client(host) => host.header(name).map(HeaderValue),
             HeaderSource::Local(fields) => fields
                 .iter()
                 .find(|(field, _)| field.eq_ignore_ascii_case(name))
@@ -56,6 +62,7 @@ impl HeaderSource<'_> {
         let values = match self {
             HeaderSource::Request(host) => host.header_all(name),
             HeaderSource::Response(host) => host.header_all(name),
+            HeaderSource::Client(host) => host.header_all(name),
             HeaderSource::Local(fields) => fields
                 .iter()
                 .filter(|(field, _)| field.eq_ignore_ascii_case(name))
@@ -69,6 +76,7 @@ impl HeaderSource<'_> {
         let fields = match self {
             HeaderSource::Request(host) => host.headers(),
             HeaderSource::Response(host) => host.headers(),
+            HeaderSource::Client(host) => host.headers(),
             HeaderSource::Local(fields) => fields.clone(),
         };
         fields
@@ -80,11 +88,36 @@ impl HeaderSource<'_> {
     fn push(&mut self, name: &str, value: &[u8]) {
         match self {
             HeaderSource::Local(fields) => fields.push((name.to_ascii_lowercase(), value.to_vec())),
-            HeaderSource::Request(_) | HeaderSource::Response(_) => {
+            HeaderSource::Request(_) | HeaderSource::Response(_) | HeaderSource::Client(_) => {
                 unreachable!("headers are only added to locally built views")
             }
         }
     }
+}
+
+/// The header lookups every view offers, answered by its `headers` source.
+macro_rules! header_lookups {
+    ($view:ident) => {
+        /// The first value of header `name` (case-insensitive).
+        pub fn header(&self, name: &str) -> Option<HeaderValue> {
+            self.headers.first(name)
+        }
+
+        /// Whether header `name` is present.
+        pub fn has_header(&self, name: &str) -> bool {
+            self.header(name).is_some()
+        }
+
+        /// Every value of header `name`, in order.
+        pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
+            self.headers.all(name)
+        }
+
+        #[doc = concat!("Every header field. Copies them all from the host (and turns caje's memo off for the call): prefer [`", stringify!($view), "::header`].")]
+        pub fn headers(&self) -> Vec<(String, HeaderValue)> {
+            self.headers.fields()
+        }
+    };
 }
 
 /// The client's request (canonical: absolute URL, explicit host, no hop-by-hop headers).
@@ -226,32 +259,15 @@ impl Request<'_> {
         }
     }
 
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<HeaderValue> {
-        self.headers.first(name)
-    }
-
-    /// Whether header `name` is present.
-    pub fn has_header(&self, name: &str) -> bool {
-        self.header(name).is_some()
-    }
-
-    /// Every value of header `name`, in order.
-    pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
-        self.headers.all(name)
-    }
-
-    /// Every header field. Copies them all from the host: prefer [`Request::header`].
-    pub fn headers(&self) -> Vec<(String, HeaderValue)> {
-        self.headers.fields()
-    }
+    header_lookups!(Request);
 }
 
-/// The origin response's status and headers (policies never see bodies). The status is fetched
-/// from the host on first use; every header lookup asks the host.
+/// The origin response's status and headers (policies never see bodies). The status and the
+/// origin's name are fetched from the host on first use; every header lookup asks the host.
 pub struct Response<'a> {
     host: Option<&'a HostResponse>,
     status: OnceCell<u16>,
+    origin: OnceCell<String>,
     headers: HeaderSource<'a>,
 }
 
@@ -260,17 +276,20 @@ impl<'a> Response<'a> {
         Response {
             host: Some(host),
             status: OnceCell::new(),
+            origin: OnceCell::new(),
             headers: HeaderSource::Response(host),
         }
     }
 }
 
 impl Response<'static> {
-    /// A response head built from plain data, for unit tests of a policy.
+    /// A response head built from plain data, for unit tests of a policy, from the origin
+    /// named `"default"`.
     pub fn new(status: u16) -> Self {
         Response {
             host: None,
             status: OnceCell::from(status),
+            origin: OnceCell::from("default".to_owned()),
             headers: HeaderSource::Local(Vec::new()),
         }
     }
@@ -280,32 +299,172 @@ impl Response<'static> {
         self.headers.push(name, value.as_ref());
         self
     }
+
+    /// Names the origin that answered (for unit tests).
+    pub fn from_origin(self, origin: &str) -> Self {
+        Response {
+            origin: OnceCell::from(origin.to_owned()),
+            ..self
+        }
+    }
 }
 
 impl Response<'_> {
+    /// The host's response; only reached for parts not fetched yet, which a locally built
+    /// response does not have.
+    fn host_response(&self) -> &HostResponse {
+        self.host
+            .expect("every part of a local response is set when it is built")
+    }
+
     /// The status code, e.g. `200`.
     pub fn status(&self) -> u16 {
-        *self.status.get_or_init(|| {
-            self.host
-                .expect("the status of a local response is set when it is built")
-                .status()
-        })
+        *self.status.get_or_init(|| self.host_response().status())
     }
 
-    /// The first value of header `name` (case-insensitive).
-    pub fn header(&self, name: &str) -> Option<HeaderValue> {
-        self.headers.first(name)
+    /// The name of the configured origin that answered, e.g. `"api"`.
+    pub fn origin(&self) -> &str {
+        self.origin.get_or_init(|| self.host_response().origin())
     }
 
-    /// Every value of header `name`, in order.
-    pub fn header_all(&self, name: &str) -> Vec<HeaderValue> {
-        self.headers.all(name)
+    header_lookups!(Response);
+}
+
+/// How caje answered a request, as [`Policy::on_deliver`](crate::Policy::on_deliver) sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CacheOutcome {
+    /// A fresh stored response.
+    Hit,
+    /// Fetched from the origin (and stored, if it could be).
+    Miss,
+    /// A stale stored response, while revalidating or because the origin failed.
+    Stale,
+    /// A stored response the origin confirmed unchanged (304).
+    Revalidated,
+    /// Fetched from the origin bypassing the cache.
+    Pass,
+    /// Made by a policy (`respond` in `on_request`, or an `on_error` response).
+    Synthetic,
+    /// caje's own error response (502, 504, a refusing policy's 503, ...).
+    Error,
+}
+
+impl From<wit::CacheOutcome> for CacheOutcome {
+    fn from(outcome: wit::CacheOutcome) -> Self {
+        match outcome {
+            wit::CacheOutcome::Hit => CacheOutcome::Hit,
+            wit::CacheOutcome::Miss => CacheOutcome::Miss,
+            wit::CacheOutcome::Stale => CacheOutcome::Stale,
+            wit::CacheOutcome::Revalidated => CacheOutcome::Revalidated,
+            wit::CacheOutcome::Pass => CacheOutcome::Pass,
+            wit::CacheOutcome::Synthetic => CacheOutcome::Synthetic,
+            wit::CacheOutcome::Error => CacheOutcome::Error,
+        }
+    }
+}
+
+impl CacheOutcome {
+    /// The outcome's name, as caje's WIT spells it: `"hit"`, `"miss"`, ...
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CacheOutcome::Hit => "hit",
+            CacheOutcome::Miss => "miss",
+            CacheOutcome::Stale => "stale",
+            CacheOutcome::Revalidated => "revalidated",
+            CacheOutcome::Pass => "pass",
+            CacheOutcome::Synthetic => "synthetic",
+            CacheOutcome::Error => "error",
+        }
     }
 
-    /// Every header field. Copies them all from the host: prefer [`Response::header`].
-    pub fn headers(&self) -> Vec<(String, HeaderValue)> {
-        self.headers.fields()
+    /// Whether the response came from the cache (`Hit`, `Stale` or `Revalidated`).
+    pub fn is_from_cache(self) -> bool {
+        matches!(
+            self,
+            CacheOutcome::Hit | CacheOutcome::Stale | CacheOutcome::Revalidated
+        )
     }
+}
+
+/// The response caje is about to send to the client: its status, how caje answered, and its
+/// headers as the client would get them (after the edits of the modules before this one).
+/// Status, outcome and origin are fetched from the host on first use; every header lookup asks
+/// the host.
+pub struct ClientResponse<'a> {
+    host: Option<&'a HostClientResponse>,
+    status: OnceCell<u16>,
+    outcome: OnceCell<CacheOutcome>,
+    origin: OnceCell<Option<String>>,
+    headers: HeaderSource<'a>,
+}
+
+impl<'a> ClientResponse<'a> {
+    pub(crate) fn from_host(host: &'a HostClientResponse) -> Self {
+        ClientResponse {
+            host: Some(host),
+            status: OnceCell::new(),
+            outcome: OnceCell::new(),
+            origin: OnceCell::new(),
+            headers: HeaderSource::Client(host),
+        }
+    }
+}
+
+impl ClientResponse<'static> {
+    /// A client response built from plain data, for unit tests of a policy, routed to the
+    /// origin named `"default"`.
+    pub fn new(status: u16, outcome: CacheOutcome) -> Self {
+        ClientResponse {
+            host: None,
+            status: OnceCell::from(status),
+            outcome: OnceCell::from(outcome),
+            origin: OnceCell::from(Some("default".to_owned())),
+            headers: HeaderSource::Local(Vec::new()),
+        }
+    }
+
+    /// Adds a header field (for unit tests).
+    pub fn with_header(mut self, name: &str, value: impl AsRef<[u8]>) -> Self {
+        self.headers.push(name, value.as_ref());
+        self
+    }
+
+    /// Names the origin the request was routed to, or none (for unit tests).
+    pub fn from_origin(self, origin: Option<&str>) -> Self {
+        ClientResponse {
+            origin: OnceCell::from(origin.map(str::to_owned)),
+            ..self
+        }
+    }
+}
+
+impl ClientResponse<'_> {
+    fn host_response(&self) -> &HostClientResponse {
+        self.host
+            .expect("every part of a local client response is set when it is built")
+    }
+
+    /// The status code, e.g. `200`.
+    pub fn status(&self) -> u16 {
+        *self.status.get_or_init(|| self.host_response().status())
+    }
+
+    /// How caje answered: from the cache, the origin, a policy or an error.
+    pub fn outcome(&self) -> CacheOutcome {
+        *self
+            .outcome
+            .get_or_init(|| self.host_response().outcome().into())
+    }
+
+    /// The name of the origin the request was routed to; `None` when caje refused the request
+    /// before choosing one.
+    pub fn origin(&self) -> Option<&str> {
+        self.origin
+            .get_or_init(|| self.host_response().origin())
+            .as_deref()
+    }
+
+    header_lookups!(ClientResponse);
 }
 
 #[cfg(test)]
@@ -381,8 +540,28 @@ mod tests {
     fn response_views() {
         let resp = Response::new(404).with_header("Cache-Control", "no-store");
         assert_eq!(resp.status(), 404);
+        assert_eq!(resp.origin(), "default");
+        assert_eq!(Response::new(200).from_origin("api").origin(), "api");
         assert_eq!(resp.header("cache-control").unwrap(), "no-store");
         assert_eq!(resp.header_all("cache-control").len(), 1);
         assert_eq!(resp.headers().len(), 1);
+    }
+
+    #[test]
+    fn client_response_views() {
+        let resp = ClientResponse::new(200, CacheOutcome::Hit)
+            .with_header("Server", "nginx")
+            .with_header("x-a", "1")
+            .with_header("x-a", "2");
+        assert_eq!(resp.status(), 200);
+        assert_eq!(resp.outcome(), CacheOutcome::Hit);
+        assert!(resp.outcome().is_from_cache());
+        assert!(!CacheOutcome::Pass.is_from_cache());
+        assert_eq!(resp.origin(), Some("default"));
+        assert!(resp.has_header("server"));
+        assert_eq!(resp.header_all("X-A").len(), 2);
+        assert_eq!(resp.headers().len(), 3);
+        let refused = ClientResponse::new(421, CacheOutcome::Error).from_origin(None);
+        assert_eq!(refused.origin(), None);
     }
 }

@@ -1,7 +1,8 @@
 //! What a hook call costs through the real chain, as the proxy makes it: inline on the calling
 //! thread, on a pooled instance (instantiation amortized), with a realistic request of 11
 //! headers. Compare each figure with `noop` (a module that keeps every decision) and with
-//! the empty chain measured in the same run.
+//! the empty chain measured in the same run; on-deliver with a module without the hook
+//! (`no-hooks`, never called) and with the memo off.
 
 use std::fs;
 use std::hint::black_box;
@@ -10,7 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use caje::policy::{
-    CacheVerdict, Chain, Policies, PolicyConfig, RequestDecision, RequestView, ResponseView,
+    CacheOutcome, CacheVerdict, Chain, Delivery, Policies, PolicyConfig, RequestDecision,
+    RequestView, ResponseView,
 };
 use caje_testkit::policies;
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -59,6 +61,11 @@ struct Setup {
 
 /// A chain of the given `policies/` crates, in this order.
 fn chain(crates: &[&str]) -> Setup {
+    chain_with(crates, true)
+}
+
+/// [`chain`], with the decision memo on or off.
+fn chain_with(crates: &[&str], memoize: bool) -> Setup {
     let dir = TempDir::new().unwrap();
     let path = dir.path().join("policies");
     fs::create_dir(&path).unwrap();
@@ -67,6 +74,7 @@ fn chain(crates: &[&str]) -> Setup {
     }
     let config = PolicyConfig {
         precompiled_dir: Some(Path::new(env!("CARGO_TARGET_TMPDIR")).join("policy-precompiled")),
+        memoize,
         ..PolicyConfig::default()
     };
     let policies = Policies::start(&path, &config, vec!["default".into(), "api".into()]).unwrap();
@@ -90,6 +98,7 @@ fn hooks(c: &mut Criterion) {
     let response = ResponseView {
         status: StatusCode::OK,
         headers: &response_headers,
+        origin: "default",
     };
     let decision = RequestDecision::default_for(&method, "default");
     let verdict = CacheVerdict::new(true, Duration::from_secs(60));
@@ -137,6 +146,38 @@ fn hooks(c: &mut Criterion) {
         }
     }
     on_response.finish();
+
+    // on-deliver on a hit, as the proxy will make it: nothing for modules without the hook, a
+    // memo lookup for repeated hits on one stored response, a call without the memo.
+    let delivery = Delivery {
+        status: StatusCode::OK,
+        outcome: CacheOutcome::Hit,
+        origin: Some("default"),
+    };
+    let mut on_deliver = c.benchmark_group("on_deliver");
+    for (label, crates, memoize) in [
+        ("empty", vec![], true),
+        ("no-hooks", vec!["no-hooks"], true),
+        ("security-headers (memo)", vec!["security-headers"], true),
+        (
+            "security-headers (no memo)",
+            vec!["security-headers"],
+            false,
+        ),
+    ] {
+        let setup = chain_with(&crates, memoize);
+        on_deliver.bench_function(label, |b| {
+            b.iter(|| {
+                let mut headers = response_headers.clone();
+                setup
+                    .chain
+                    .on_deliver(black_box(&request), &delivery, &mut headers)
+                    .unwrap();
+                headers
+            })
+        });
+    }
+    on_deliver.finish();
 
     // The worst case: a module that traps on every call costs a fresh instance each time.
     let trapping = chain(&["hostile-trap-request"]);

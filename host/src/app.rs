@@ -2,6 +2,7 @@
 //! signal-driven shutdown. `caje serve` is this module; tests start nodes through it too.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -17,9 +18,10 @@ use crate::config::Config;
 use crate::litefs;
 use crate::manifest::{self, Manifest, OpenOptions};
 use crate::node::NodeContext;
-use crate::policy::Policies;
+use crate::policy::cli::{Environment, PolicyCommand};
+use crate::policy::{self, Policies};
 use crate::populate::Populator;
-use crate::proxy::{Flights, Proxy, ProxyConfig};
+use crate::proxy::{Flights, Origins, Proxy, ProxyConfig};
 use crate::server::{self, ServerConfig};
 use crate::sync::blocking;
 
@@ -327,6 +329,26 @@ where
             let _ = stopped.wait_for(|stop| *stop).await;
         };
         server::serve(listener, handler, &server_config, shutdown).await;
+    })
+}
+
+/// `caje policy …`; with `--config`, the cases run under that node config's `[policies]`
+/// settings, origins (routed by Host as the proxy routes them) and `max_object_size`.
+pub fn policy_command(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    policy::cli::run(command, |path| {
+        let config = Config::load(path).map_err(|err| anyhow::anyhow!("{err}"))?;
+        let routing = Origins::new(&config.origins).map_err(anyhow::Error::msg)?;
+        let default = config.default_origin.clone();
+        Ok(Environment {
+            policies: config.policies.clone(),
+            origins: config.origins.keys().cloned().collect(),
+            route: Box::new(move |host| {
+                routing
+                    .for_host(host, &default)
+                    .map(|origin| origin.name.clone())
+            }),
+            max_object_size: config.cache.max_object_size.0,
+        })
     })
 }
 

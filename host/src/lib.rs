@@ -27,5 +27,6 @@ pub mod purge_mode;
 pub mod request_counts;
 pub mod server;
 mod sync;
+mod toml_location;
 pub mod units;
 mod warn_limit;

@@ -56,7 +56,7 @@ fn main() -> ExitCode {
             caje::logging::init(&config.log);
             run(caje::app::serve(config))
         }
-        Command::Policy(command) => caje::policy::cli::run(command).unwrap_or_else(|err| {
+        Command::Policy(command) => caje::app::policy_command(command).unwrap_or_else(|err| {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }),

@@ -57,11 +57,7 @@ fn install_example_policies(root: &Path) -> anyhow::Result<()> {
     let dir = root.join("var/policies");
     std::fs::create_dir_all(&dir)?;
     for (package, file_name) in EXAMPLES {
-        let stem = package.replace('-', "_");
-        let source = built
-            .iter()
-            .find(|path| path.file_stem().is_some_and(|s| *s == *stem))
-            .with_context(|| format!("the policies build did not produce {stem}.wasm"))?;
+        let source = xtask::policies::component(&built, package)?;
         // Copy beside, then rename: caje's watcher must never see a half-written module.
         let staged = dir.join(format!(".{file_name}.tmp"));
         std::fs::copy(source, &staged)?;

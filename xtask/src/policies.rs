@@ -14,13 +14,31 @@ pub const TARGET: &str = "wasm32-wasip2";
 
 /// The example policies that ship (the demo and the Docker image install these, and only
 /// these): each package of `policies/` with the file name it gets in caje's policies
-/// directory, in chain order (modules run in file-name order).
-pub const EXAMPLES: [(&str, &str); 4] = [
+/// directory, in chain order (modules run in file-name order). Each ships its cases file,
+/// `policies/<package>/cases.toml`.
+pub const EXAMPLES: [(&str, &str); 6] = [
+    ("normalize-query", "05-normalize-query.wasm"),
     ("route-by-path", "10-route-by-path.wasm"),
     ("bypass-private", "20-bypass-private.wasm"),
     ("ttl-override", "30-ttl-override.wasm"),
     ("tag-by-path", "40-tag-by-path.wasm"),
+    ("security-headers", "50-security-headers.wasm"),
 ];
+
+/// The cases file an example ships: what it must do, as data for `caje policy test --cases`.
+pub fn cases_file(root: &Path, package: &str) -> PathBuf {
+    root.join("policies").join(package).join("cases.toml")
+}
+
+/// The built component of the `policies/` package `package` among `built`.
+pub fn component<'a>(built: &'a [PathBuf], package: &str) -> anyhow::Result<&'a Path> {
+    let stem = package.replace('-', "_");
+    built
+        .iter()
+        .find(|path| path.file_stem().is_some_and(|found| *found == *stem))
+        .map(PathBuf::as_path)
+        .with_context(|| format!("the policies build did not produce {stem}.wasm"))
+}
 
 /// Builds every crate of the `policies/` workspace under `root` (release, wasm32-wasip2) and
 /// returns the components: the examples (`policies/*`), then the test modules

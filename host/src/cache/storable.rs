@@ -77,7 +77,8 @@ impl NotStored {
         }
     }
 
-    /// What no policy may override: caje could not store such a response correctly.
+    /// Whether a policy's verdict cannot override this: caje cannot store a 206, a `Vary: *`
+    /// response or a body over `max_object_size` correctly, whatever a policy says.
     pub fn binds_policies(self) -> bool {
         matches!(
             self,

@@ -1,5 +1,5 @@
-//! `caje policy check|test`: lets policy authors validate a module and see its decisions
-//! without running a proxy.
+//! `caje policy check|test`: lets policy authors validate a module, see its decisions and run
+//! cases files against it (or against a whole policies directory) without running a proxy.
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,18 +7,21 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Uri, request, response};
-use sha2::{Digest, Sha256};
+use http::{StatusCode, request, response};
 
-use super::bindings::HOOKS_EXPORT;
+use super::bindings::WIT_PACKAGE;
 use super::config::PolicyConfig;
-use super::decision::{CacheVerdict, HeaderEdit, RequestAction, RequestDecision};
-use super::engine::Runtime;
+use super::decision::{CacheVerdict, RequestAction, RequestDecision, SyntheticResponse};
+use super::edits::HeaderEdit;
 use super::failure::Failure;
-use super::module::{Module, ModuleSpec, Outcome};
-use super::precompiled::PrecompiledCache;
-use super::view::{RequestView, ResponseView};
+use super::module::{Module, Outcome};
+use super::offline::{load_module, parse_request};
+use super::view::{
+    CacheOutcome, ClientResponseView, ErrorView, OriginFailure, RequestView, ResponseView,
+};
 use crate::cache::{self, CacheConfig, NotStored};
+
+pub use super::cases::{Environment, Router};
 
 /// Tools for policy authors.
 #[derive(Debug, clap::Subcommand)]
@@ -28,18 +31,29 @@ pub enum PolicyCommand {
         /// The policy module (a .wasm component).
         file: PathBuf,
     },
-    /// Run a module's hooks on a made-up request and response, and print its decisions.
+    /// Run a module's hooks on a made-up request and print its decisions (--request), or run a
+    /// cases file through a module or a policies directory (--cases).
     Test {
-        /// The policy module (a .wasm component).
+        /// The policy module (a .wasm component); with --cases, also a policies directory,
+        /// whose modules run in file-name order as `caje serve` runs them.
         file: PathBuf,
         #[arg(
             long,
             value_name = "METHOD URL",
+            required_unless_present = "cases",
+            conflicts_with = "cases",
             help = "The request, e.g. 'GET https://example.com/api/users?id=1'"
         )]
-        request: String,
+        request: Option<String>,
+        /// A cases file (TOML): requests, origin answers and the expected outcomes; prints a
+        /// pass/fail table and exits with 1 if a case fails.
+        #[arg(long, value_name = "FILE")]
+        cases: Option<PathBuf>,
+        /// With --cases: a caje config whose origins and [policies] settings to use.
+        #[arg(long, value_name = "FILE", requires = "cases")]
+        config: Option<PathBuf>,
         /// A request header (repeatable).
-        #[arg(long = "header", value_name = "NAME: VALUE")]
+        #[arg(long = "header", value_name = "NAME: VALUE", conflicts_with = "cases")]
         headers: Vec<String>,
         /// A configured origin name (repeatable); the first is the default origin.
         #[arg(long = "origin", value_name = "NAME", default_value = "default")]
@@ -53,10 +67,24 @@ pub enum PolicyCommand {
     },
 }
 
-/// Runs a `caje policy` command; a refused module or a failed hook exits with 1.
-pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+/// Runs a `caje policy` command; a refused module, a failed hook or a failed case exits with 1.
+/// `node_config` reads the environment of `--config`'s node config file (the caller owns the
+/// config: `caje::app::policy_command`).
+pub fn run(
+    command: PolicyCommand,
+    node_config: impl FnOnce(&Path) -> anyhow::Result<Environment>,
+) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Check { file } => check(&file),
+        PolicyCommand::Test {
+            file,
+            cases: Some(cases),
+            config,
+            ..
+        } => {
+            let environment = config.as_deref().map(node_config).transpose()?;
+            super::cases::run(&file, &cases, environment)
+        }
         PolicyCommand::Test {
             file,
             request,
@@ -64,8 +92,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             origins,
             response_status,
             response_headers,
+            ..
         } => {
-            let request = parse_request(&request, &headers)?;
+            let request = request.context("give --request or --cases")?;
+            let request = parse_request(&request, parse_headers("--header", &headers)?)?;
             let status = StatusCode::from_u16(response_status).with_context(|| {
                 format!("invalid --response-status {response_status}: use 100..=999")
             })?;
@@ -77,26 +107,14 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// Loads `file` the way the proxy would (minus the precompiled cache).
+/// Loads `file` for `check` and `test`: default limits, and no memo, since they show what each
+/// call decides.
 fn load(file: &Path, origins: Vec<String>) -> anyhow::Result<Result<Module, String>> {
-    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let config = PolicyConfig::default();
-    let runtime = Runtime::new(&config)?;
-    let cache = PrecompiledCache::new(None, runtime.engine());
-    let name = file.file_name().map_or_else(
-        || file.display().to_string(),
-        |name| name.to_string_lossy().into_owned(),
-    );
-    let digest = hex::encode(Sha256::digest(&wasm));
-    let spec = ModuleSpec {
-        name: &name,
-        digest: &digest,
-        failure_mode: config.failure,
-        origins: origins.into(),
-        // The CLI shows what each call decides: never answer from a memo.
-        memo_entries: 0,
+    let config = PolicyConfig {
+        memoize: false,
+        ..PolicyConfig::default()
     };
-    Ok(Module::load(&runtime, &cache, spec, &wasm).map_err(|reason| format!("{name} {reason}")))
+    load_module(file, &config, origins)
 }
 
 fn check(file: &Path) -> anyhow::Result<ExitCode> {
@@ -107,9 +125,15 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    println!("ok: {} is a caje policy ({HOOKS_EXPORT})", module.name);
+    let export = module.world.hooks_export();
+    let hooks = module.hooks.names();
+    println!("ok: {} is a caje policy ({export})", module.name);
     println!("  sha256:     {}", module.digest);
-    println!("  exports:    {HOOKS_EXPORT} (on-request, on-response)");
+    println!("  world:      {WIT_PACKAGE}@{}", module.world.version());
+    println!(
+        "  hooks:      {}",
+        list(hooks.iter().map(|hook| (*hook).to_owned()))
+    );
     for (index, import) in module.imports.iter().enumerate() {
         let label = if index == 0 { "imports:" } else { "" };
         let note = if import.starts_with("caje:policy/") {
@@ -119,7 +143,14 @@ fn check(file: &Path) -> anyhow::Result<ExitCode> {
         };
         println!("  {label:<11} {import}{note}");
     }
-    println!("  smoke call: passed (on-request and on-response for GET https://caje.invalid/)");
+    println!(
+        "  smoke call: passed ({} for GET https://caje.invalid/)",
+        if hooks.is_empty() {
+            "no hook implemented".to_owned()
+        } else {
+            hooks.join(", ")
+        }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
@@ -129,6 +160,12 @@ fn test(
     request: &request::Parts,
     response: &response::Parts,
 ) -> anyhow::Result<ExitCode> {
+    if file.is_dir() {
+        bail!(
+            "{} is a directory: run a policies directory's chain with --cases",
+            file.display()
+        );
+    }
     let default_origin = origins[0].clone();
     let module = match load(file, origins)? {
         Ok(module) => module,
@@ -139,7 +176,35 @@ fn test(
     };
     println!("module:   {} (sha256:{})", module.name, module.digest);
     println!("request:  {} {}", request.method, request.uri);
-    let given = RequestDecision::default_for(&request.method, default_origin);
+    // As in the proxy, the rest of the request's life sees the request as on-request left it.
+    let mut request = request.clone();
+    let mut origin = default_origin;
+    let hooks = module.hooks;
+    let mut ok = true;
+    ok &= !hooks.on_request || try_on_request(&module, &mut request, &mut origin);
+    ok &= !hooks.on_response || try_on_response(&module, &request, response, &origin);
+    ok &= !hooks.on_deliver || try_on_deliver(&module, &request, response, &origin);
+    ok &= !hooks.on_error || try_on_error(&module, &request, &origin);
+    let unimplemented: Vec<&str> = ["on-request", "on-response", "on-deliver", "on-error"]
+        .into_iter()
+        .filter(|hook| !hooks.names().contains(hook))
+        .collect();
+    if !unimplemented.is_empty() {
+        println!(
+            "not implemented (caje never calls them): {}",
+            unimplemented.join(", ")
+        );
+    }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Prints on-request's decision and applies it to `request`; whether the call succeeded.
+fn try_on_request(module: &Module, request: &mut request::Parts, origin: &mut String) -> bool {
+    let given = RequestDecision::default_for(&request.method, origin.clone());
     println!(
         "on-request (given origin {}, {})",
         given.origin,
@@ -149,37 +214,67 @@ fn test(
         .on_request(&view(request), &given)
         .map(|(outcome, _)| outcome);
     print_outcome(requested.as_ref(), describe_decision);
+    let Ok(outcome) = requested else {
+        return false;
+    };
+    outcome.value.apply_to(request);
+    origin.clone_from(&outcome.value.origin);
+    true
+}
 
-    // As in the proxy, the rest of the request's life sees the request as edited.
-    let mut request = request.clone();
-    for edit in requested
-        .iter()
-        .flat_map(|outcome| &outcome.value.origin_header_edits)
-    {
-        edit.apply(&mut request.headers);
-    }
-    let (given_verdict, not_stored) = host_verdict(&request, response);
-    let response_view = ResponseView {
+fn try_on_response(
+    module: &Module,
+    request: &request::Parts,
+    response: &response::Parts,
+    origin: &str,
+) -> bool {
+    let (given, not_stored) = host_verdict(request, response);
+    let head = ResponseView {
         status: response.status,
         headers: &response.headers,
+        origin,
     };
-
     println!(
         "on-response (status {}; given store {}{}, ttl {})",
         response.status.as_u16(),
-        yes_no(given_verdict.store),
+        yes_no(given.store),
         not_stored.map_or(String::new(), |why| format!(" ({})", why.describe())),
-        humantime::format_duration(whole_millis(given_verdict.ttl))
+        humantime::format_duration(whole_millis(given.ttl))
     );
-    let verdict = module.on_response(&view(&request), &response_view, &given_verdict);
+    let verdict = module.on_response(&view(request), &head, &given);
     print_outcome(verdict.as_ref(), describe_verdict);
+    verdict.is_ok()
+}
 
-    let ok = requested.is_ok() && verdict.is_ok();
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+fn try_on_deliver(
+    module: &Module,
+    request: &request::Parts,
+    response: &response::Parts,
+    origin: &str,
+) -> bool {
+    let delivered = ClientResponseView {
+        status: response.status,
+        outcome: CacheOutcome::Miss,
+        origin: Some(origin),
+        headers: &response.headers,
+    };
+    println!("on-deliver (status {}, miss)", response.status.as_u16());
+    let edits = module.on_deliver(&view(request), &delivered);
+    print_outcome(edits.as_ref(), |edits| {
+        vec![("header-edits", describe_edits(edits))]
+    });
+    edits.is_ok()
+}
+
+fn try_on_error(module: &Module, request: &request::Parts, origin: &str) -> bool {
+    let error = ErrorView {
+        origin,
+        failure: OriginFailure::Unreachable,
+    };
+    println!("on-error (origin {origin} unreachable)");
+    let answer = module.on_error(&view(request), &error, None);
+    print_outcome(answer.as_ref(), describe_error_answer);
+    answer.is_ok()
 }
 
 fn view(request: &request::Parts) -> RequestView<'_> {
@@ -189,7 +284,7 @@ fn view(request: &request::Parts) -> RequestView<'_> {
 /// A label and a value of a decision, as printed.
 type Row = (&'static str, String);
 
-fn print_outcome<T>(result: Result<&Outcome<T>, &Failure>, describe: fn(&T) -> Vec<Row>) {
+fn print_outcome<T>(result: Result<&Outcome<T>, &Failure>, describe: impl Fn(&T) -> Vec<Row>) {
     match result {
         Ok(outcome) => {
             for (label, value) in describe(&outcome.value) {
@@ -209,18 +304,20 @@ fn yes_no(flag: bool) -> &'static str {
     if flag { "yes" } else { "no" }
 }
 
+fn synthetic(response: &SyntheticResponse) -> String {
+    format!(
+        "respond {} ({} headers, {} body bytes)",
+        response.status,
+        response.headers.len(),
+        response.body.len()
+    )
+}
+
 fn action_name(action: &RequestAction) -> String {
     match action {
         RequestAction::Lookup => "lookup".to_owned(),
         RequestAction::Pass => "pass".to_owned(),
-        RequestAction::Respond(response) => {
-            format!(
-                "respond {} ({} headers, {} body bytes)",
-                response.status,
-                response.headers.len(),
-                response.body.len()
-            )
-        }
+        RequestAction::Respond(response) => synthetic(response),
     }
 }
 
@@ -233,8 +330,8 @@ fn list(items: impl Iterator<Item = String>) -> String {
     }
 }
 
-fn describe_decision(decision: &RequestDecision) -> Vec<Row> {
-    let edits = decision.origin_header_edits.iter().map(|edit| match edit {
+fn describe_edits(edits: &[HeaderEdit]) -> String {
+    list(edits.iter().map(|edit| match edit {
         HeaderEdit::Set(name, value) => {
             format!("set {name}: {}", String::from_utf8_lossy(value.as_bytes()))
         }
@@ -243,12 +340,23 @@ fn describe_decision(decision: &RequestDecision) -> Vec<Row> {
             String::from_utf8_lossy(value.as_bytes())
         ),
         HeaderEdit::Remove(name) => format!("remove {name}"),
-    });
+    }))
+}
+
+fn describe_decision(decision: &RequestDecision) -> Vec<Row> {
+    let url = decision
+        .url
+        .as_ref()
+        .map_or("(unchanged)".to_owned(), ToString::to_string);
     vec![
         ("origin", decision.origin.clone()),
         ("action", action_name(&decision.action)),
         ("cache-key", list(decision.cache_key.iter().cloned())),
-        ("origin-header-edits", list(edits)),
+        (
+            "origin-header-edits",
+            describe_edits(&decision.origin_header_edits),
+        ),
+        ("url", url),
     ]
 }
 
@@ -267,7 +375,18 @@ fn describe_verdict(verdict: &CacheVerdict) -> Vec<Row> {
             "keep-set-cookie",
             yes_no(verdict.keep_set_cookie).to_owned(),
         ),
+        (
+            "stored-header-edits",
+            describe_edits(&verdict.stored_header_edits),
+        ),
     ]
+}
+
+fn describe_error_answer(answer: &Option<SyntheticResponse>) -> Vec<Row> {
+    let answer = answer
+        .as_ref()
+        .map_or("(caje's own 502)".to_owned(), synthetic);
+    vec![("response", answer)]
 }
 
 /// What the proxy would pass to the first module (caje's HTTP caching rules, with the default
@@ -283,35 +402,6 @@ fn host_verdict(
         CacheVerdict::default_for(&assessment.windows, store),
         assessment.storable.err(),
     )
-}
-
-fn parse_request(line: &str, headers: &[String]) -> anyhow::Result<request::Parts> {
-    let Some((method, url)) = line.trim().split_once(char::is_whitespace) else {
-        bail!(
-            "invalid --request {line:?}: write it as 'METHOD URL', e.g. 'GET https://example.com/'"
-        );
-    };
-    let method = Method::from_bytes(method.as_bytes())
-        .with_context(|| format!("invalid method {method:?}"))?;
-    let uri: Uri = url
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid URL {url:?}"))?;
-    if uri.scheme().is_none() || uri.authority().is_none() {
-        bail!("invalid URL {url:?}: it must be absolute, e.g. https://example.com/path");
-    }
-    let mut headers = parse_headers("--header", headers)?;
-    if let Some(authority) = uri.authority() {
-        headers.insert(
-            http::header::HOST,
-            HeaderValue::from_str(authority.as_str())?,
-        );
-    }
-    let mut request = http::Request::new(()).into_parts().0;
-    request.method = method;
-    request.uri = uri;
-    request.headers = headers;
-    Ok(request)
 }
 
 fn parse_headers(flag: &str, fields: &[String]) -> anyhow::Result<HeaderMap> {
@@ -335,18 +425,18 @@ mod tests {
 
     #[test]
     fn requests_and_headers_are_parsed() {
-        let request = parse_request(
-            "POST https://example.com:8443/a?b=1",
-            &["X-A: 1".to_owned(), "x-a: 2".to_owned()],
-        )
-        .unwrap();
-        assert_eq!(request.method, Method::POST);
+        let headers = parse_headers("--header", &["X-A: 1".to_owned(), "x-a: 2".to_owned()]);
+        let request =
+            parse_request("POST https://example.com:8443/a?b=1", headers.unwrap()).unwrap();
+        assert_eq!(request.method, http::Method::POST);
         assert_eq!(request.uri.path(), "/a");
         assert_eq!(request.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(request.headers["host"], "example.com:8443");
-        let relative = parse_request("GET /a", &[]).unwrap_err().to_string();
+        let relative = parse_request("GET /a", HeaderMap::new())
+            .unwrap_err()
+            .to_string();
         assert!(relative.contains("must be absolute"), "{relative}");
-        let bare = parse_request("https://example.com/", &[])
+        let bare = parse_request("https://example.com/", HeaderMap::new())
             .unwrap_err()
             .to_string();
         assert!(bare.contains("'METHOD URL'"), "{bare}");
@@ -365,7 +455,7 @@ mod tests {
 
     #[test]
     fn host_defaults_are_the_proxys() {
-        let request = parse_request("GET https://example.com/", &[]).unwrap();
+        let request = parse_request("GET https://example.com/", HeaderMap::new()).unwrap();
         let directives = "max-age=60, stale-while-revalidate=30, stale-if-error=\"600\"";
         let (verdict, not_stored) = host_verdict(&request, &response(directives));
         assert!(verdict.store && not_stored.is_none());
@@ -377,8 +467,9 @@ mod tests {
         assert_eq!(why, Some(NotStored::NoStore));
         // caje's shared-cache rules, beyond RFC 9111: a Cookie request's answer is not shared,
         // and must-revalidate leaves no stale windows.
-        let cookie = parse_request("GET https://example.com/", &["cookie: a=b".to_owned()]);
-        let (verdict, why) = host_verdict(&cookie.unwrap(), &response("max-age=60"));
+        let cookie = parse_headers("--header", &["cookie: a=b".to_owned()]).unwrap();
+        let cookie = parse_request("GET https://example.com/", cookie).unwrap();
+        let (verdict, why) = host_verdict(&cookie, &response("max-age=60"));
         assert!(!verdict.store);
         assert_eq!(why, Some(NotStored::Cookie));
         let strict = "max-age=60, must-revalidate, stale-if-error=600";

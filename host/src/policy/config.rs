@@ -42,12 +42,13 @@ pub struct PolicyConfig {
     /// Module instances alive at once, across all modules (idle ones kept for reuse plus
     /// in-flight calls); sizes the pooling allocator. 1000 by default.
     pub max_instances: u32,
-    /// Reuse a module's `on-request` decision for requests that give the same answers to
-    /// everything it read (see the policy memo in the README); `true` by default. Modules
+    /// Reuse a module's `on-request` and `on-deliver` decisions for calls that give the same
+    /// answers to everything it read (see the policy memo in the README); `true` by default. Modules
     /// whose decisions depend on anything else (clocks, randomness, state kept between calls)
     /// must be listed with `memoize = false`.
     pub memoize: bool,
-    /// Decisions remembered per module; 4096 by default.
+    /// Decisions remembered per module and memoized hook it implements (`on-request`,
+    /// `on-deliver`); 4096 by default.
     pub memo_entries: usize,
 }
 

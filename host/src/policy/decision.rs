@@ -4,10 +4,13 @@
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::header::{HeaderMap, HeaderName, HeaderValue};
+use http::header::HeaderMap;
+use http::uri::PathAndQuery;
 use http::{Method, StatusCode};
 
-use super::bindings::caje::policy::types::{self as wit, Headers};
+use super::bindings::v2::caje::policy::types as wit;
+use super::edits::{self, HeaderEdit};
+use super::view::{CacheOutcome, ErrorView, OriginFailure};
 use crate::cache::Windows;
 
 /// The largest body of a synthetic response.
@@ -16,22 +19,8 @@ const MAX_CACHE_KEY_COMPONENTS: usize = 16;
 const MAX_CACHE_KEY_COMPONENT_LEN: usize = 1024;
 const MAX_TAGS: usize = 64;
 const MAX_TAG_LEN: usize = 128;
-
-/// Headers a policy may not set or remove: hop-by-hop and framing headers belong to the
-/// connection, and `host` follows from the origin the policy names.
-pub(super) const RESERVED_HEADERS: [&str; 11] = [
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "content-length",
-    "host",
-];
+/// The longest normalised URL (path and query).
+const MAX_URL_LEN: usize = 8 << 10;
 
 /// What to do with a request: the result of the `on-request` hooks.
 #[derive(Debug, Clone, PartialEq)]
@@ -43,6 +32,9 @@ pub struct RequestDecision {
     pub cache_key: Vec<String>,
     /// Edits of the request sent to the origin, to apply in order (see [`HeaderEdit::apply`]).
     pub origin_header_edits: Vec<HeaderEdit>,
+    /// The path and query to key on and fetch instead of the request's (URL normalisation);
+    /// see [`RequestDecision::path_and_query`].
+    pub url: Option<PathAndQuery>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -63,14 +55,6 @@ pub struct SyntheticResponse {
     pub body: Bytes,
 }
 
-/// A validated edit of a request header (never a hop-by-hop or framing header).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HeaderEdit {
-    Set(HeaderName, HeaderValue),
-    Append(HeaderName, HeaderValue),
-    Remove(HeaderName),
-}
-
 /// Whether and how long to cache a response: the result of the `on-response` hooks.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CacheVerdict {
@@ -82,10 +66,14 @@ pub struct CacheVerdict {
     pub tags: Vec<String>,
     /// Keep `Set-Cookie` in the stored response.
     pub keep_set_cookie: bool,
+    /// Edits of the origin response's headers before it is stored and sent (the client of the
+    /// fill and every later hit see the edited headers); see [`CacheVerdict::apply_stored_edits`].
+    pub stored_header_edits: Vec<HeaderEdit>,
 }
 
 impl CacheVerdict {
-    /// A verdict to store (or not) for `ttl`, without stale windows, tags or `Set-Cookie`.
+    /// A verdict to store (or not) for `ttl`, without stale windows, tags, `Set-Cookie` or
+    /// header edits.
     pub fn new(store: bool, ttl: Duration) -> Self {
         CacheVerdict {
             store,
@@ -94,6 +82,7 @@ impl CacheVerdict {
             stale_if_error: Duration::ZERO,
             tags: Vec::new(),
             keep_set_cookie: false,
+            stored_header_edits: Vec::new(),
         }
     }
 
@@ -116,11 +105,17 @@ impl CacheVerdict {
             must_revalidate,
         }
     }
+
+    /// Applies the policies' stored-header edits to the origin response's headers, in order:
+    /// the proxy calls this before it stores the response and before it sends it.
+    pub fn apply_stored_edits(&self, headers: &mut HeaderMap) {
+        HeaderEdit::apply_all(&self.stored_header_edits, headers);
+    }
 }
 
 impl RequestDecision {
     /// The host's default decision: `origin`, lookup for GET and HEAD and pass otherwise, no
-    /// extra cache-key components and no header edits.
+    /// extra cache-key components, header edits or URL normalisation.
     pub fn default_for(method: &Method, origin: impl Into<String>) -> Self {
         let action = if method == Method::GET || method == Method::HEAD {
             RequestAction::Lookup
@@ -132,66 +127,41 @@ impl RequestDecision {
             action,
             cache_key: Vec::new(),
             origin_header_edits: Vec::new(),
+            url: None,
         }
     }
-}
 
-impl HeaderEdit {
-    /// Applies the edit to `headers`.
-    pub fn apply(&self, headers: &mut HeaderMap) {
-        match self {
-            HeaderEdit::Set(name, value) => {
-                headers.insert(name.clone(), value.clone());
-            }
-            HeaderEdit::Append(name, value) => {
-                headers.append(name.clone(), value.clone());
-            }
-            HeaderEdit::Remove(name) => {
-                headers.remove(name);
+    /// The path and query to key on and fetch: the normalised one, else the request's.
+    pub fn path_and_query<'a>(&'a self, request: &'a PathAndQuery) -> &'a PathAndQuery {
+        self.url.as_ref().unwrap_or(request)
+    }
+
+    /// Applies the header edits and the normalised URL to `request` (an absolute one): the
+    /// request the origin gets, which the later hooks see.
+    pub(crate) fn apply_to(&self, request: &mut http::request::Parts) {
+        HeaderEdit::apply_all(&self.origin_header_edits, &mut request.headers);
+        if let Some(url) = &self.url {
+            let mut parts = request.uri.clone().into_parts();
+            parts.path_and_query = Some(url.clone());
+            if let Ok(uri) = http::Uri::from_parts(parts) {
+                request.uri = uri;
             }
         }
     }
-}
-
-/// Header fields as WIT `headers`.
-pub(crate) fn wit_headers(headers: &HeaderMap) -> Headers {
-    headers
-        .iter()
-        .map(|(name, value)| (name.as_str().to_owned(), value.as_bytes().to_vec()))
-        .collect()
-}
-
-fn header_name(name: &str) -> Result<HeaderName, String> {
-    let parsed = HeaderName::from_bytes(name.as_bytes())
-        .map_err(|_| format!("{name:?} is not a valid header name"))?;
-    if RESERVED_HEADERS.contains(&parsed.as_str()) {
-        return Err(format!(
-            "{name:?} is a hop-by-hop or framing header, which policies may not edit"
-        ));
-    }
-    Ok(parsed)
-}
-
-fn header_field(name: &str, value: &[u8]) -> Result<(HeaderName, HeaderValue), String> {
-    let name = header_name(name)?;
-    let value = HeaderValue::from_bytes(value).map_err(|_| {
-        format!("the value of {name:?} is not a valid header value (it contains CR, LF, NUL or another control byte)")
-    })?;
-    Ok((name, value))
-}
-
-fn with_index<T>(
-    what: &str,
-    results: impl Iterator<Item = Result<T, String>>,
-) -> Result<Vec<T>, String> {
-    results
-        .enumerate()
-        .map(|(index, result)| result.map_err(|reason| format!("{what}[{index}]: {reason}")))
-        .collect()
 }
 
 fn millis(duration: Duration) -> u64 {
     u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl From<&SyntheticResponse> for wit::SyntheticResponse {
+    fn from(response: &SyntheticResponse) -> Self {
+        wit::SyntheticResponse {
+            status: response.status.as_u16(),
+            headers: edits::wit_headers(&response.headers),
+            body: response.body.to_vec(),
+        }
+    }
 }
 
 impl From<&RequestDecision> for wit::RequestDecision {
@@ -201,29 +171,14 @@ impl From<&RequestDecision> for wit::RequestDecision {
             action: match &decision.action {
                 RequestAction::Lookup => wit::RequestAction::Lookup,
                 RequestAction::Pass => wit::RequestAction::Pass,
-                RequestAction::Respond(response) => {
-                    wit::RequestAction::Respond(wit::SyntheticResponse {
-                        status: response.status.as_u16(),
-                        headers: wit_headers(&response.headers),
-                        body: response.body.to_vec(),
-                    })
-                }
+                RequestAction::Respond(response) => wit::RequestAction::Respond(response.into()),
             },
             cache_key: decision.cache_key.clone(),
-            origin_header_edits: decision
-                .origin_header_edits
-                .iter()
-                .map(|edit| match edit {
-                    HeaderEdit::Set(name, value) => {
-                        wit::HeaderEdit::Set((name.as_str().to_owned(), value.as_bytes().to_vec()))
-                    }
-                    HeaderEdit::Append(name, value) => wit::HeaderEdit::Append((
-                        name.as_str().to_owned(),
-                        value.as_bytes().to_vec(),
-                    )),
-                    HeaderEdit::Remove(name) => wit::HeaderEdit::Remove(name.as_str().to_owned()),
-                })
-                .collect(),
+            origin_header_edits: HeaderEdit::to_wit_list(&decision.origin_header_edits),
+            url: decision.url.as_ref().map(|url| wit::PathAndQuery {
+                path: url.path().to_owned(),
+                query: url.query().map(str::to_owned),
+            }),
         }
     }
 }
@@ -258,61 +213,83 @@ impl RequestDecision {
                 component.len()
             ));
         }
-        let edits = decision
-            .origin_header_edits
-            .into_iter()
-            .map(|edit| match edit {
-                wit::HeaderEdit::Set((name, value)) => {
-                    header_field(&name, &value).map(|(n, v)| HeaderEdit::Set(n, v))
-                }
-                wit::HeaderEdit::Append((name, value)) => {
-                    header_field(&name, &value).map(|(n, v)| HeaderEdit::Append(n, v))
-                }
-                wit::HeaderEdit::Remove(name) => header_name(&name).map(HeaderEdit::Remove),
-            });
-        let origin_header_edits = with_index("origin-header-edits", edits)?;
+        let origin_header_edits =
+            HeaderEdit::from_wit_list("origin-header-edits", decision.origin_header_edits)?;
         let action = match decision.action {
             wit::RequestAction::Lookup => RequestAction::Lookup,
             wit::RequestAction::Pass => RequestAction::Pass,
             wit::RequestAction::Respond(response) => {
-                RequestAction::Respond(synthetic_response(response)?)
+                RequestAction::Respond(SyntheticResponse::from_wit(response)?)
             }
         };
+        let url = decision.url.map(normalised_url).transpose()?;
         Ok(RequestDecision {
             origin: decision.origin,
             action,
             cache_key: decision.cache_key,
             origin_header_edits,
+            url,
         })
     }
 }
 
-fn synthetic_response(response: wit::SyntheticResponse) -> Result<SyntheticResponse, String> {
-    if !(200..=599).contains(&response.status) {
-        return Err(format!(
-            "synthetic response status {} is outside 200..=599",
-            response.status
-        ));
+/// Validates a module's normalised URL: a path starting with one `/`, an optional query, neither
+/// with `#` (nor `?` in the path), at most 8 KiB, in the characters a request target allows.
+fn normalised_url(url: wit::PathAndQuery) -> Result<PathAndQuery, String> {
+    let invalid = |why: &str| {
+        Err(format!(
+            "url {:?}{} {why}",
+            url.path,
+            url.query
+                .as_deref()
+                .map_or(String::new(), |query| format!(" with query {query:?}"))
+        ))
+    };
+    if !url.path.starts_with('/') {
+        return invalid("does not start with \"/\"");
     }
-    if response.body.len() > MAX_SYNTHETIC_BODY {
-        return Err(format!(
-            "synthetic response body is {} bytes (at most {MAX_SYNTHETIC_BODY})",
-            response.body.len()
-        ));
+    if url.path.starts_with("//") {
+        return invalid("starts with \"//\", which some clients and servers read as a host");
     }
-    let fields = response
-        .headers
-        .iter()
-        .map(|(name, value)| header_field(name, value));
-    let headers = with_index("synthetic response headers", fields)?
-        .into_iter()
-        .collect::<HeaderMap>();
-    let status = StatusCode::from_u16(response.status).map_err(|err| err.to_string())?;
-    Ok(SyntheticResponse {
-        status,
-        headers,
-        body: Bytes::from(response.body),
-    })
+    if url.path.contains(['?', '#']) || url.query.as_deref().is_some_and(|q| q.contains('#')) {
+        return invalid("contains \"#\" or a \"?\" in its path");
+    }
+    let text = match &url.query {
+        Some(query) => format!("{}?{query}", url.path),
+        None => url.path.clone(),
+    };
+    if text.len() > MAX_URL_LEN {
+        return invalid(&format!("is {} bytes (at most {MAX_URL_LEN})", text.len()));
+    }
+    match PathAndQuery::try_from(text) {
+        Ok(parsed) => Ok(parsed),
+        Err(_) => invalid("has characters a URL may not hold (spaces, control bytes, ...)"),
+    }
+}
+
+impl SyntheticResponse {
+    /// Validates a synthetic response a module made.
+    pub(crate) fn from_wit(response: wit::SyntheticResponse) -> Result<Self, String> {
+        if !(200..=599).contains(&response.status) {
+            return Err(format!(
+                "synthetic response status {} is outside 200..=599",
+                response.status
+            ));
+        }
+        if response.body.len() > MAX_SYNTHETIC_BODY {
+            return Err(format!(
+                "synthetic response body is {} bytes (at most {MAX_SYNTHETIC_BODY})",
+                response.body.len()
+            ));
+        }
+        let headers = edits::header_map("synthetic response headers", &response.headers)?;
+        let status = StatusCode::from_u16(response.status).map_err(|err| err.to_string())?;
+        Ok(SyntheticResponse {
+            status,
+            headers,
+            body: Bytes::from(response.body),
+        })
+    }
 }
 
 impl From<&CacheVerdict> for wit::CacheVerdict {
@@ -324,6 +301,7 @@ impl From<&CacheVerdict> for wit::CacheVerdict {
             stale_if_error_ms: millis(verdict.stale_if_error),
             tags: verdict.tags.clone(),
             keep_set_cookie: verdict.keep_set_cookie,
+            stored_header_edits: HeaderEdit::to_wit_list(&verdict.stored_header_edits),
         }
     }
 }
@@ -351,6 +329,8 @@ impl CacheVerdict {
                 "tags[{index}] {tag:?} is not 1..={MAX_TAG_LEN} printable ASCII bytes without spaces or commas"
             ));
         }
+        let stored_header_edits =
+            HeaderEdit::from_wit_list("stored-header-edits", verdict.stored_header_edits)?;
         Ok(CacheVerdict {
             store: verdict.store,
             ttl: Duration::from_millis(verdict.ttl_ms),
@@ -358,12 +338,44 @@ impl CacheVerdict {
             stale_if_error: Duration::from_millis(verdict.stale_if_error_ms),
             tags: verdict.tags,
             keep_set_cookie: verdict.keep_set_cookie,
+            stored_header_edits,
         })
+    }
+}
+
+impl From<CacheOutcome> for wit::CacheOutcome {
+    fn from(outcome: CacheOutcome) -> Self {
+        match outcome {
+            CacheOutcome::Hit => wit::CacheOutcome::Hit,
+            CacheOutcome::Miss => wit::CacheOutcome::Miss,
+            CacheOutcome::Stale => wit::CacheOutcome::Stale,
+            CacheOutcome::Revalidated => wit::CacheOutcome::Revalidated,
+            CacheOutcome::Pass => wit::CacheOutcome::Pass,
+            CacheOutcome::Synthetic => wit::CacheOutcome::Synthetic,
+            CacheOutcome::Error => wit::CacheOutcome::Error,
+        }
+    }
+}
+
+impl From<&ErrorView<'_>> for wit::OriginError {
+    fn from(error: &ErrorView<'_>) -> Self {
+        wit::OriginError {
+            origin: error.origin.to_owned(),
+            failure: match error.failure {
+                OriginFailure::Unreachable => wit::OriginFailure::Unreachable,
+                OriginFailure::Timeout => wit::OriginFailure::Timeout,
+                OriginFailure::ErrorStatus(status) => {
+                    wit::OriginFailure::ErrorStatus(status.as_u16())
+                }
+            },
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use http::header::{HeaderName, HeaderValue};
+
     use super::*;
 
     fn origins() -> Vec<String> {
@@ -376,6 +388,10 @@ mod tests {
 
     fn invalid(decision: wit::RequestDecision) -> String {
         RequestDecision::from_wit(decision, &origins()).unwrap_err()
+    }
+
+    fn verdict() -> CacheVerdict {
+        CacheVerdict::new(true, Duration::from_secs(60))
     }
 
     #[test]
@@ -407,12 +423,9 @@ mod tests {
                     HeaderName::from_static("x-a"),
                     HeaderValue::from_static("1"),
                 ),
-                HeaderEdit::Append(
-                    HeaderName::from_static("x-b"),
-                    HeaderValue::from_static("2"),
-                ),
                 HeaderEdit::Remove(HeaderName::from_static("cookie")),
             ],
+            url: Some(PathAndQuery::from_static("/shop?a=1&b=2")),
         };
         let back = RequestDecision::from_wit((&decision).into(), &origins()).unwrap();
         assert_eq!(back, decision);
@@ -423,25 +436,9 @@ mod tests {
             stale_if_error: Duration::from_secs(600),
             tags: vec!["path:api".to_owned()],
             keep_set_cookie: true,
+            stored_header_edits: vec![HeaderEdit::Remove(HeaderName::from_static("set-cookie"))],
         };
         assert_eq!(CacheVerdict::from_wit((&verdict).into()).unwrap(), verdict);
-    }
-
-    #[test]
-    fn header_names_are_normalized_to_lower_case() {
-        let mut decision = wit_decision();
-        decision.origin_header_edits =
-            vec![wit::HeaderEdit::Set(("X-Env".to_owned(), b"prod".to_vec()))];
-        let edits = RequestDecision::from_wit(decision, &origins())
-            .unwrap()
-            .origin_header_edits;
-        assert_eq!(
-            edits,
-            [HeaderEdit::Set(
-                HeaderName::from_static("x-env"),
-                HeaderValue::from_static("prod")
-            )]
-        );
     }
 
     #[test]
@@ -455,37 +452,27 @@ mod tests {
     }
 
     #[test]
-    fn reserved_and_malformed_header_edits_are_invalid() {
-        for name in RESERVED_HEADERS {
-            let mut decision = wit_decision();
-            decision.origin_header_edits = vec![wit::HeaderEdit::Remove(name.to_uppercase())];
-            assert!(
-                invalid(decision).contains("hop-by-hop or framing header"),
-                "{name}"
-            );
-        }
+    fn every_edit_list_is_validated_and_named() {
         let mut decision = wit_decision();
-        decision.origin_header_edits = vec![
-            wit::HeaderEdit::Remove("x-ok".to_owned()),
-            wit::HeaderEdit::Append(("x-injected".to_owned(), b"a\r\nb: c".to_vec())),
+        decision.origin_header_edits = vec![wit::HeaderEdit::Remove("Connection".to_owned())];
+        assert_eq!(
+            invalid(decision),
+            "origin-header-edits[0]: \"Connection\" is a hop-by-hop or framing header, which policies may not edit"
+        );
+        let mut stored: wit::CacheVerdict = (&verdict()).into();
+        stored.stored_header_edits = vec![
+            wit::HeaderEdit::Remove("set-cookie".to_owned()),
+            wit::HeaderEdit::Set(("transfer-encoding".to_owned(), b"chunked".to_vec())),
         ];
         assert_eq!(
-            invalid(decision),
-            "origin-header-edits[1]: the value of \"x-injected\" is not a valid header value \
-             (it contains CR, LF, NUL or another control byte)"
-        );
-        let mut decision = wit_decision();
-        decision.origin_header_edits =
-            vec![wit::HeaderEdit::Set(("bad name".to_owned(), b"v".to_vec()))];
-        assert_eq!(
-            invalid(decision),
-            "origin-header-edits[0]: \"bad name\" is not a valid header name"
+            CacheVerdict::from_wit(stored).unwrap_err(),
+            "stored-header-edits[1]: \"transfer-encoding\" is a hop-by-hop or framing header, which policies may not edit"
         );
     }
 
     #[test]
     fn synthetic_responses_are_bounded() {
-        let respond = |status: u16, headers: Headers, body: Vec<u8>| {
+        let respond = |status: u16, headers: Vec<(String, Vec<u8>)>, body: Vec<u8>| {
             let mut decision = wit_decision();
             decision.action = wit::RequestAction::Respond(wit::SyntheticResponse {
                 status,
@@ -514,6 +501,71 @@ mod tests {
     }
 
     #[test]
+    fn normalised_urls_must_be_a_path_and_query() {
+        let with_url = |path: &str, query: Option<&str>| {
+            let mut decision = wit_decision();
+            decision.url = Some(wit::PathAndQuery {
+                path: path.to_owned(),
+                query: query.map(str::to_owned),
+            });
+            RequestDecision::from_wit(decision, &origins())
+        };
+        let fine = with_url("/shop/shoes", Some("a=1&b=%20")).unwrap();
+        assert_eq!(fine.url.unwrap(), "/shop/shoes?a=1&b=%20");
+        assert_eq!(with_url("/", None).unwrap().url.unwrap(), "/");
+        for (path, query, why) in [
+            ("shop", None, "does not start with \"/\""),
+            ("https://evil.test/", None, "does not start with \"/\""),
+            ("//evil.test/x", None, "starts with \"//\""),
+            ("/a?b", None, "contains \"#\" or a \"?\" in its path"),
+            ("/a", Some("b#frag"), "contains \"#\""),
+            ("/a b", None, "has characters a URL may not hold"),
+            ("/a", Some("x=\r\n"), "has characters a URL may not hold"),
+        ] {
+            let error = with_url(path, query).unwrap_err();
+            assert!(
+                error.starts_with("url ") && error.contains(why),
+                "{path:?} {query:?}: {error}"
+            );
+        }
+        let long = "/".to_owned() + &"a".repeat(MAX_URL_LEN);
+        assert!(
+            with_url(&long, None)
+                .unwrap_err()
+                .contains("(at most 8192)")
+        );
+    }
+
+    #[test]
+    fn the_url_to_key_on_is_the_normalised_one_if_any() {
+        let request = PathAndQuery::from_static("/a?utm_source=x");
+        let mut decision = RequestDecision::default_for(&Method::GET, "default");
+        assert_eq!(decision.path_and_query(&request), "/a?utm_source=x");
+        decision.url = Some(PathAndQuery::from_static("/a"));
+        assert_eq!(decision.path_and_query(&request), "/a");
+    }
+
+    #[test]
+    fn stored_edits_apply_to_the_response_headers() {
+        let mut headers = HeaderMap::new();
+        headers.insert("set-cookie", HeaderValue::from_static("id=1"));
+        headers.insert("content-type", HeaderValue::from_static("text/plain"));
+        let verdict = CacheVerdict {
+            stored_header_edits: vec![
+                HeaderEdit::Remove(HeaderName::from_static("set-cookie")),
+                HeaderEdit::Set(
+                    HeaderName::from_static("content-type"),
+                    HeaderValue::from_static("text/css"),
+                ),
+            ],
+            ..verdict()
+        };
+        verdict.apply_stored_edits(&mut headers);
+        assert!(!headers.contains_key("set-cookie"));
+        assert_eq!(headers["content-type"], "text/css");
+    }
+
+    #[test]
     fn cache_keys_are_bounded() {
         let mut decision = wit_decision();
         decision.cache_key = (0..17).map(|i| i.to_string()).collect();
@@ -532,15 +584,7 @@ mod tests {
     #[test]
     fn tags_must_be_printable_without_commas() {
         let verdict = |tags: Vec<String>| {
-            let mut verdict: wit::CacheVerdict = (&CacheVerdict {
-                store: true,
-                ttl: Duration::ZERO,
-                stale_while_revalidate: Duration::ZERO,
-                stale_if_error: Duration::ZERO,
-                tags: Vec::new(),
-                keep_set_cookie: false,
-            })
-                .into();
+            let mut verdict: wit::CacheVerdict = (&verdict()).into();
             verdict.tags = tags;
             CacheVerdict::from_wit(verdict)
         };
@@ -554,28 +598,5 @@ mod tests {
             verdict((0..65).map(|i| i.to_string()).collect()).unwrap_err(),
             "tags has 65 entries (at most 64)"
         );
-    }
-
-    #[test]
-    fn edits_apply_in_order() {
-        let mut headers = HeaderMap::new();
-        headers.insert("cookie", HeaderValue::from_static("a=b"));
-        headers.insert("x-a", HeaderValue::from_static("old"));
-        for edit in [
-            HeaderEdit::Set(
-                HeaderName::from_static("x-a"),
-                HeaderValue::from_static("new"),
-            ),
-            HeaderEdit::Append(
-                HeaderName::from_static("x-a"),
-                HeaderValue::from_static("more"),
-            ),
-            HeaderEdit::Remove(HeaderName::from_static("cookie")),
-        ] {
-            edit.apply(&mut headers);
-        }
-        let values: Vec<_> = headers.get_all("x-a").iter().collect();
-        assert_eq!(values, ["new", "more"]);
-        assert!(!headers.contains_key("cookie"));
     }
 }

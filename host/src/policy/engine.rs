@@ -1,5 +1,6 @@
 //! The wasmtime engine a chain's modules share: pooling allocator, fuel and epoch interruption,
-//! the linker with caje's imports (every other import traps), and the thread ticking the epoch.
+//! the linker with caje's imports of every contract version (every other import traps), and the
+//! thread ticking the epoch.
 
 use std::sync::Arc;
 use std::thread;
@@ -11,9 +12,10 @@ use wasmtime::{
     Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig, Store,
 };
 
-use super::bindings::{Policy, PolicyPre};
+use super::bindings::{World, v1, v2};
 use super::config::PolicyConfig;
 use super::host::StoreState;
+use super::instance::Pre;
 
 /// Per-component ceilings of the pool. A Rust `wasm32-wasip2` policy has one memory, two
 /// tables and three core instances; the headroom admits other toolchains.
@@ -74,7 +76,8 @@ impl Runtime {
             .map_err(anyhow::Error::from)
             .context("could not configure the wasm engine for policies")?;
         let mut linker = Linker::new(&engine);
-        Policy::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)?;
+        v1::Policy::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)?;
+        v2::Policy::add_to_linker::<StoreState, HasSelf<StoreState>>(&mut linker, |state| state)?;
 
         let tick =
             (config.hook_timeout / 10).clamp(Duration::from_millis(1), Duration::from_millis(10));
@@ -98,11 +101,12 @@ impl Runtime {
         &self.engine
     }
 
-    /// Links `component` with caje's imports; any other import (WASI, ...) traps if called.
-    pub fn link(&self, component: &Component) -> anyhow::Result<PolicyPre<StoreState>> {
+    /// Links `component`, built against `world`, with caje's imports; any other import (WASI,
+    /// ...) traps if called.
+    pub fn link(&self, component: &Component, world: World) -> anyhow::Result<Pre> {
         let mut linker = self.linker.clone();
         linker.define_unknown_imports_as_traps(component)?;
-        Ok(PolicyPre::new(linker.instantiate_pre(component)?)?)
+        Ok(Pre::new(world, linker.instantiate_pre(component)?)?)
     }
 
     /// A store for one instance, with the memory limiter installed.

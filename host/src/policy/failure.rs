@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, counter};
 
+use crate::sync::lock;
+
 /// The shortest time between two failure logs of one module; the failures in between are
 /// counted and reported with the next log line.
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -60,15 +62,31 @@ impl fmt::Display for Failure {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Hook {
-    OnRequest,
-    OnResponse,
+    Request,
+    Response,
+    Deliver,
+    Error,
 }
 
 impl Hook {
+    const ALL: [Hook; 4] = [Hook::Request, Hook::Response, Hook::Deliver, Hook::Error];
+
     pub fn as_str(self) -> &'static str {
         match self {
-            Hook::OnRequest => "on-request",
-            Hook::OnResponse => "on-response",
+            Hook::Request => "on-request",
+            Hook::Response => "on-response",
+            Hook::Deliver => "on-deliver",
+            Hook::Error => "on-error",
+        }
+    }
+
+    /// The name in metric labels.
+    fn label(self) -> &'static str {
+        match self {
+            Hook::Request => "on_request",
+            Hook::Response => "on_response",
+            Hook::Deliver => "on_deliver",
+            Hook::Error => "on_error",
         }
     }
 }
@@ -80,7 +98,7 @@ pub(crate) struct Counts {
     pub traps: u64,
     pub timeouts: u64,
     pub invalid_decisions: u64,
-    /// `on-request` calls answered from the memo, without entering the module.
+    /// `on-request` and `on-deliver` calls answered from the memo, without entering the module.
     pub memo_hits: u64,
 }
 
@@ -92,17 +110,19 @@ pub(crate) struct ModuleStats {
     timeouts: AtomicU64,
     invalid: AtomicU64,
     memo_hits: AtomicU64,
-    calls_metric: [Counter; 2],
+    calls_metric: [Counter; 4],
     memo_hits_metric: Counter,
     failures_metric: [Counter; 3],
     last_log: Mutex<Option<Instant>>,
     unlogged: AtomicU64,
+    /// The latest failure, as "<hook>: <failure>".
+    last_failure: Mutex<Option<String>>,
 }
 
 impl ModuleStats {
     /// Registers the module's metrics with the recorder installed now (the admin module's).
     pub fn new(module: &str) -> Self {
-        let calls = |hook: &'static str| counter!("caje_policy_calls_total", "module" => module.to_owned(), "hook" => hook);
+        let calls = |hook: Hook| counter!("caje_policy_calls_total", "module" => module.to_owned(), "hook" => hook.label());
         let failures = |kind: FailureKind| counter!("caje_policy_failures_total", "module" => module.to_owned(), "kind" => kind.as_str());
         ModuleStats {
             module: module.to_owned(),
@@ -111,7 +131,7 @@ impl ModuleStats {
             timeouts: AtomicU64::new(0),
             invalid: AtomicU64::new(0),
             memo_hits: AtomicU64::new(0),
-            calls_metric: [calls("on_request"), calls("on_response")],
+            calls_metric: Hook::ALL.map(calls),
             memo_hits_metric: counter!("caje_policy_memo_hits_total", "module" => module.to_owned()),
             failures_metric: [
                 failures(FailureKind::Trap),
@@ -120,6 +140,7 @@ impl ModuleStats {
             ],
             last_log: Mutex::new(None),
             unlogged: AtomicU64::new(0),
+            last_failure: Mutex::new(None),
         }
     }
 
@@ -141,13 +162,19 @@ impl ModuleStats {
         };
         count.fetch_add(1, Ordering::Relaxed);
         metric.increment(1);
+        *lock(&self.last_failure) = Some(format!("{}: {failure}", hook.as_str()));
         self.log(hook, failure);
+    }
+
+    /// The latest failure, as "<hook>: <failure>".
+    pub fn last_failure(&self) -> Option<String> {
+        lock(&self.last_failure).clone()
     }
 
     fn log(&self, hook: Hook, failure: &Failure) {
         let now = Instant::now();
         {
-            let mut last = crate::sync::lock(&self.last_log);
+            let mut last = lock(&self.last_log);
             if last.is_some_and(|at| now.duration_since(at) < LOG_INTERVAL) {
                 self.unlogged.fetch_add(1, Ordering::Relaxed);
                 return;

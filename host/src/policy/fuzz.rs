@@ -4,8 +4,9 @@
 
 use proptest::prelude::*;
 
-use super::bindings::caje::policy::types as wit;
-use super::decision::{HeaderEdit, RESERVED_HEADERS, RequestAction, RequestDecision};
+use super::bindings::v2::caje::policy::types as wit;
+use super::decision::{RequestAction, RequestDecision};
+use super::edits::{HeaderEdit, RESERVED_HEADERS};
 
 const CASES: u32 = 2000;
 
@@ -77,6 +78,7 @@ fn decision(edits: Vec<wit::HeaderEdit>, synthetic: Option<wit::Headers>) -> wit
         },
         cache_key: Vec::new(),
         origin_header_edits: edits,
+        url: None,
     }
 }
 

@@ -6,7 +6,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::thread;
+use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::Context as _;
 use sha2::{Digest, Sha256};
@@ -17,6 +18,10 @@ use super::engine::Runtime;
 use super::module::{Module, ModuleSpec};
 use super::precompiled::PrecompiledCache;
 use super::status::{ModuleStatus, Refusal};
+
+/// How many settle periods a first scan waits for files still being written before it goes on
+/// without them (the watcher loads them once they settle).
+const START_SETTLE_PERIODS: u32 = 10;
 
 /// The loaded state of the directory, published to readers as one unit.
 pub(crate) struct Snapshot {
@@ -73,6 +78,71 @@ struct FileEntry {
     seen: Option<Fingerprint>,
     active: Option<Arc<Module>>,
     refused: Option<Refusal>,
+}
+
+impl FileEntry {
+    fn refuse_unreadable(&mut self, name: &str, path: &Path, err: &io::Error) {
+        tracing::warn!(
+            module = name,
+            "cannot read policy module {}: {err}",
+            path.display()
+        );
+        self.refused = Some(Refusal {
+            digest: None,
+            reason: format!("{name} cannot be read: {err}"),
+        });
+    }
+
+    /// What re-reading content with `digest` changes, when it is content already known: the
+    /// serving version again (e.g. touched, or a broken version replaced by the good one), or
+    /// the content already refused.
+    fn known_content(&mut self, digest: &str) -> Option<Refresh> {
+        if self
+            .active
+            .as_ref()
+            .is_some_and(|module| module.digest == digest)
+        {
+            return Some(if self.refused.take().is_some() {
+                Refresh::Changed
+            } else {
+                Refresh::Unchanged
+            });
+        }
+        let refused = self
+            .refused
+            .as_ref()
+            .is_some_and(|refusal| refusal.digest.as_deref() == Some(digest));
+        refused.then_some(Refresh::Unchanged)
+    }
+
+    /// Serves the loaded module, or keeps the previous version serving and records why the new
+    /// content was refused.
+    fn record_load(&mut self, name: &str, digest: String, loaded: Result<Module, String>) {
+        match loaded {
+            Ok(module) => {
+                tracing::info!(
+                    module = name,
+                    digest = %digest,
+                    compiled_from = ?module.compiled_from,
+                    "loaded policy module {name}"
+                );
+                self.active = Some(Arc::new(module));
+                self.refused = None;
+            }
+            Err(reason) => {
+                let previous = if self.active.is_some() {
+                    "; its previous version keeps serving"
+                } else {
+                    ""
+                };
+                tracing::warn!(module = name, digest = %digest, "refused policy module {name}: it {reason}{previous}");
+                self.refused = Some(Refusal {
+                    digest: Some(digest),
+                    reason: format!("{name} {reason}"),
+                });
+            }
+        }
+    }
 }
 
 /// The result of one scan of the directory.
@@ -169,54 +239,31 @@ impl Loader {
         scan
     }
 
+    /// Brings one file's entry in line with the file: unchanged, re-read, loaded or refused.
     fn refresh(&mut self, name: &str, path: &Path) -> Refresh {
         let Ok(meta) = fs::metadata(path) else {
             // Removed since it was listed: the removal's own event triggers the next scan.
             return Refresh::Unchanged;
         };
         let fingerprint = Fingerprint::of(&meta);
+        let settle = self.config.reload_debounce;
         let entry = self.files.entry(name.to_owned()).or_default();
         if entry.seen == Some(fingerprint) {
             return Refresh::Unchanged;
         }
-        let wasm = match read_settled(path, &meta, self.config.reload_debounce) {
+        let wasm = match read_settled(path, &meta, settle) {
             Ok(Contents::Settled(wasm)) => wasm,
             Ok(Contents::Unsettled(wait)) => return Refresh::Unsettled(wait),
             Err(err) => {
                 entry.seen = Some(fingerprint);
-                tracing::warn!(
-                    module = name,
-                    "cannot read policy module {}: {err}",
-                    path.display()
-                );
-                let reason = format!("{name} cannot be read: {err}");
-                entry.refused = Some(Refusal {
-                    digest: None,
-                    reason,
-                });
+                entry.refuse_unreadable(name, path, &err);
                 return Refresh::Changed;
             }
         };
         entry.seen = Some(fingerprint);
         let digest = hex::encode(Sha256::digest(&wasm));
-        if entry
-            .active
-            .as_ref()
-            .is_some_and(|module| module.digest == digest)
-        {
-            // Same content again (e.g. touched, or a broken version replaced by the good one).
-            return if entry.refused.take().is_some() {
-                Refresh::Changed
-            } else {
-                Refresh::Unchanged
-            };
-        }
-        if entry
-            .refused
-            .as_ref()
-            .is_some_and(|refusal| refusal.digest.as_deref() == Some(digest.as_str()))
-        {
-            return Refresh::Unchanged;
+        if let Some(known) = entry.known_content(&digest) {
+            return known;
         }
         let spec = ModuleSpec {
             name,
@@ -225,31 +272,24 @@ impl Loader {
             origins: Arc::clone(&self.origins),
             memo_entries: self.config.memo_entries(name),
         };
-        match Module::load(&self.runtime, &self.cache, spec, &wasm) {
-            Ok(module) => {
-                tracing::info!(
-                    module = name,
-                    digest = %digest,
-                    compiled_from = ?module.compiled_from,
-                    "loaded policy module {name}"
-                );
-                entry.active = Some(Arc::new(module));
-                entry.refused = None;
-            }
-            Err(reason) => {
-                let previous = if entry.active.is_some() {
-                    "; its previous version keeps serving"
-                } else {
-                    ""
-                };
-                tracing::warn!(module = name, digest = %digest, "refused policy module {name}: it {reason}{previous}");
-                entry.refused = Some(Refusal {
-                    digest: Some(digest),
-                    reason: format!("{name} {reason}"),
-                });
-            }
-        }
+        let loaded = Module::load(&self.runtime, &self.cache, spec, &wasm);
+        self.files
+            .get_mut(name)
+            .expect("the entry was made above")
+            .record_load(name, digest, loaded);
         Refresh::Changed
+    }
+
+    /// Scans until no file is still being written, for at most `START_SETTLE_PERIODS` settle
+    /// times; files still unsettled then are left to the next scans.
+    pub fn scan_until_settled(&mut self) {
+        let give_up = Instant::now() + self.settle_time() * START_SETTLE_PERIODS;
+        while let Some(wait) = self.scan().retry_in {
+            if Instant::now() + wait > give_up {
+                break;
+            }
+            thread::sleep(wait);
+        }
     }
 
     /// The chain and file states as they are now.

@@ -1,29 +1,33 @@
-//! Reusing `on-request` decisions: a module's decision is a function of what it read, so a
-//! request that gives the same answers to the same reads gets the same decision without a call.
+//! Reusing decisions of `on-request` and `on-deliver`: a module's decision is a function of
+//! what it read, so a call that gives the same answers to the same reads gets the same decision
+//! without entering the module.
 //!
-//! While a module runs, the host records each read it makes of the request (`path()`,
-//! `header("cookie")`, …) in order: a trace. A recorded call is then a certificate: any later
-//! request that gives the same values to that trace's reads, with the same current decision,
-//! makes a deterministic module read the same things and return the same decision, whatever
-//! else differs. So the memo keeps the few distinct traces (shapes) a module produced and, per
-//! shape, decisions keyed by the values read. This needs modules to decide only from what they
-//! read (no clocks, randomness or state carried between calls); a module that does not is
-//! configured with `memoize = false`. Decisions are never memoized after a failure, nor when a
-//! module read every header at once (the key would be the whole request).
+//! While a module runs, the host records each read it makes (`path()`, `header("cookie")`, the
+//! client response's `status()`, …) in order: a trace. A recorded call is then a certificate:
+//! any later call that gives the same values to that trace's reads, with the same current
+//! decision, makes a deterministic module read the same things and return the same decision,
+//! whatever else differs. So the memo keeps the few distinct traces (shapes) a module produced
+//! and, per shape, decisions keyed by the values read. A hit on a stored response reads the same
+//! values as the last hit on it (unless the module reads what changes per hit, like `age`), so
+//! repeated hits reuse one decision. This needs modules to decide only from what they read (no
+//! clocks, randomness or state carried between calls); a module that does not is configured with
+//! `memoize = false`. Decisions are never memoized after a failure, nor when a module read every
+//! header at once (the key would be the whole request or response).
 
 use std::sync::{Arc, RwLock};
 
 use http::HeaderMap;
 use quick_cache::sync::Cache as QuickCache;
 
-use super::decision::{HeaderEdit, RequestAction, RequestDecision};
-use super::view::RequestView;
+use super::decision::{RequestAction, RequestDecision};
+use super::edits::HeaderEdit;
+use super::view::{CacheOutcome, ClientResponseView, RequestView};
 use crate::sync::{read, write};
 
 /// Distinct traces remembered per module; past this, new traces are not memoized.
 const MAX_SHAPES: usize = 16;
 
-/// One read a module made of the request.
+/// One read a module made of the request, or (in `on-deliver`) of the client response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Read {
     Method,
@@ -31,10 +35,36 @@ pub(crate) enum Read {
     Authority,
     Path,
     Query,
-    /// First value of a header (lower-cased name).
+    /// First value of a request header (lower-cased name).
     Header(String),
-    /// Every value of a header.
+    /// Every value of a request header.
     HeaderAll(String),
+    Status,
+    Outcome,
+    Origin,
+    /// First value of a client response header (lower-cased name).
+    ResponseHeader(String),
+    /// Every value of a client response header.
+    ResponseHeaderAll(String),
+}
+
+impl Read {
+    /// Reads that always return a value (absent and empty differ for the others).
+    fn always_present(&self) -> bool {
+        matches!(
+            self,
+            Read::Method
+                | Read::Scheme
+                | Read::Authority
+                | Read::Path
+                | Read::Status
+                | Read::Outcome
+        )
+    }
+
+    fn of_url(&self) -> bool {
+        matches!(self, Read::Path | Read::Query)
+    }
 }
 
 /// The reads of one call, in order; `None` once the module read all headers at once.
@@ -70,29 +100,52 @@ impl Trace {
         }
     }
 
-    /// Adds the reads of a later call: a chain's decision depends on every module's reads.
-    pub fn extend(&mut self, later: Trace) {
+    /// Adds the reads of a later module's call: a chain's decision depends on every module's
+    /// reads. A module given a normalised URL read it from the decision before it, which the
+    /// earlier reads already determine, so its path and query reads add nothing.
+    pub fn extend(&mut self, later: Trace, url_was_given: bool) {
         match later.reads {
-            Some(reads) => reads.into_iter().for_each(|read| self.record(read)),
+            Some(reads) => reads
+                .into_iter()
+                .filter(|read| !(url_was_given && read.of_url()))
+                .for_each(|read| self.record(read)),
             None => self.reads = None,
         }
     }
 }
 
-struct Memoized {
+/// What a memoized call was given besides the reads: its current decision.
+pub(crate) trait Given: Clone + PartialEq {
+    /// A hash of the value; `None` when calls given it are never memoized.
+    fn memo_hash(&self) -> Option<u64>;
+}
+
+/// What a module can read in a call, as the byte strings the guest would see.
+pub(crate) trait Inputs {
+    /// Calls `each` with every byte string `read` returns (none when it returns nothing).
+    fn visit(&self, read: &Read, each: impl FnMut(&[u8]));
+}
+
+struct Memoized<G, D> {
     shape: Arc<[Read]>,
-    current: RequestDecision,
+    given: G,
     /// The values the shape's reads gave, each `None` when absent.
     values: Vec<Option<Vec<Vec<u8>>>>,
-    decision: RequestDecision,
+    decision: D,
 }
 
-pub(crate) struct DecisionMemo {
+/// Decisions of one module (or chain) for one hook, keyed by what was read and given.
+pub(crate) struct DecisionMemo<G, D> {
     shapes: RwLock<Vec<Arc<[Read]>>>,
-    entries: QuickCache<u64, Arc<Memoized>>,
+    entries: QuickCache<u64, Arc<Memoized<G, D>>>,
 }
 
-impl DecisionMemo {
+/// `on-request`: the decision given and the one returned.
+pub(crate) type RequestMemo = DecisionMemo<RequestDecision, RequestDecision>;
+/// `on-deliver`: nothing given beyond the reads; the edits returned.
+pub(crate) type DeliverMemo = DecisionMemo<(), Vec<HeaderEdit>>;
+
+impl<G: Given, D: Clone> DecisionMemo<G, D> {
     pub fn new(capacity: usize) -> Self {
         DecisionMemo {
             shapes: RwLock::new(Vec::new()),
@@ -100,21 +153,17 @@ impl DecisionMemo {
         }
     }
 
-    /// A decision recorded for a request that reads the same as `request`, given `current`,
+    /// A decision recorded for a call that reads the same as one on `inputs`, given `given`,
     /// with the trace that certifies it.
-    pub fn lookup(
-        &self,
-        request: &RequestView<'_>,
-        current: &RequestDecision,
-    ) -> Option<(RequestDecision, Arc<[Read]>)> {
-        let current_hash = decision_hash(current)?;
+    pub fn lookup(&self, inputs: &impl Inputs, given: &G) -> Option<(D, Arc<[Read]>)> {
+        let given_hash = given.memo_hash()?;
         let shapes = read(&self.shapes);
         for shape in shapes.iter() {
-            let key = key_hash(current_hash, shape, request);
+            let key = key_hash(given_hash, shape, inputs);
             if let Some(entry) = self.entries.get(&key)
                 && Arc::ptr_eq(&entry.shape, shape)
-                && entry.current == *current
-                && values_match(&entry.values, shape, request)
+                && entry.given == *given
+                && values_match(&entry.values, shape, inputs)
             {
                 return Some((entry.decision.clone(), Arc::clone(&entry.shape)));
             }
@@ -123,14 +172,8 @@ impl DecisionMemo {
     }
 
     /// Remembers the decision a call made after the reads in `trace`.
-    pub fn insert(
-        &self,
-        trace: Trace,
-        request: &RequestView<'_>,
-        current: &RequestDecision,
-        decision: &RequestDecision,
-    ) {
-        let (Some(reads), Some(current_hash)) = (trace.reads, decision_hash(current)) else {
+    pub fn insert(&self, trace: Trace, inputs: &impl Inputs, given: &G, decision: &D) {
+        let (Some(reads), Some(given_hash)) = (trace.reads, given.memo_hash()) else {
             return;
         };
         let shape = {
@@ -145,11 +188,11 @@ impl DecisionMemo {
                 None => return,
             }
         };
-        let key = key_hash(current_hash, &shape, request);
-        let values = shape.iter().map(|read| value(read, request)).collect();
+        let key = key_hash(given_hash, &shape, inputs);
+        let values = shape.iter().map(|read| value(read, inputs)).collect();
         let entry = Memoized {
             shape,
-            current: current.clone(),
+            given: given.clone(),
             values,
             decision: decision.clone(),
         };
@@ -157,99 +200,140 @@ impl DecisionMemo {
     }
 }
 
-/// What a read returns for a request, as the byte strings the guest would see.
-fn value(read: &Read, request: &RequestView<'_>) -> Option<Vec<Vec<u8>>> {
-    let mut bytes = Vec::new();
-    visit(read, request, |part| bytes.push(part.to_vec()));
-    (!bytes.is_empty() || always_present(read)).then_some(bytes)
-}
-
-fn always_present(read: &Read) -> bool {
-    matches!(
-        read,
-        Read::Method | Read::Scheme | Read::Authority | Read::Path
-    )
-}
-
-/// Calls `each` with every byte string a read returns (none when it returns nothing).
-fn visit(read: &Read, request: &RequestView<'_>, mut each: impl FnMut(&[u8])) {
-    let headers: &HeaderMap = request.headers;
-    match read {
-        Read::Method => each(request.method.as_str().as_bytes()),
-        Read::Scheme => each(request.scheme.as_bytes()),
-        Read::Authority => each(request.authority.as_bytes()),
-        Read::Path => each(request.path_and_query.path().as_bytes()),
-        Read::Query => {
-            if let Some(query) = request.path_and_query.query() {
-                each(query.as_bytes());
+impl Inputs for RequestView<'_> {
+    fn visit(&self, read: &Read, mut each: impl FnMut(&[u8])) {
+        match read {
+            Read::Method => each(self.method.as_str().as_bytes()),
+            Read::Scheme => each(self.scheme.as_bytes()),
+            Read::Authority => each(self.authority.as_bytes()),
+            Read::Path => each(self.path_and_query.path().as_bytes()),
+            Read::Query => {
+                if let Some(query) = self.path_and_query.query() {
+                    each(query.as_bytes());
+                }
             }
-        }
-        Read::Header(name) => {
-            if let Some(value) = headers.get(name.as_str()) {
-                each(value.as_bytes());
-            }
-        }
-        Read::HeaderAll(name) => {
-            for value in headers.get_all(name.as_str()) {
-                each(value.as_bytes());
-            }
+            Read::Header(name) => visit_header(self.headers, name, false, each),
+            Read::HeaderAll(name) => visit_header(self.headers, name, true, each),
+            // `on-request` has no response to read.
+            Read::Status
+            | Read::Outcome
+            | Read::Origin
+            | Read::ResponseHeader(_)
+            | Read::ResponseHeaderAll(_) => {}
         }
     }
 }
 
-fn values_match(
-    values: &[Option<Vec<Vec<u8>>>],
-    shape: &[Read],
-    request: &RequestView<'_>,
-) -> bool {
+/// What `on-deliver` reads: the request and the client response.
+pub(crate) struct DeliverInputs<'a> {
+    pub request: &'a RequestView<'a>,
+    pub response: &'a ClientResponseView<'a>,
+}
+
+impl Inputs for DeliverInputs<'_> {
+    fn visit(&self, read: &Read, mut each: impl FnMut(&[u8])) {
+        let response = self.response;
+        match read {
+            Read::Status => each(response.status.as_str().as_bytes()),
+            Read::Outcome => each(&[outcome_byte(response.outcome)]),
+            Read::Origin => {
+                if let Some(origin) = response.origin {
+                    each(origin.as_bytes());
+                }
+            }
+            Read::ResponseHeader(name) => visit_header(response.headers, name, false, each),
+            Read::ResponseHeaderAll(name) => visit_header(response.headers, name, true, each),
+            request_read => self.request.visit(request_read, each),
+        }
+    }
+}
+
+/// Calls `each` with the first value of header `name`, or with every value when `all`.
+fn visit_header(headers: &HeaderMap, name: &str, all: bool, mut each: impl FnMut(&[u8])) {
+    if all {
+        for value in headers.get_all(name) {
+            each(value.as_bytes());
+        }
+    } else if let Some(value) = headers.get(name) {
+        each(value.as_bytes());
+    }
+}
+
+fn outcome_byte(outcome: CacheOutcome) -> u8 {
+    outcome as u8
+}
+
+/// What a read returns, as the byte strings the guest would see.
+fn value(read: &Read, inputs: &impl Inputs) -> Option<Vec<Vec<u8>>> {
+    let mut bytes = Vec::new();
+    inputs.visit(read, |part| bytes.push(part.to_vec()));
+    (!bytes.is_empty() || read.always_present()).then_some(bytes)
+}
+
+fn values_match(values: &[Option<Vec<Vec<u8>>>], shape: &[Read], inputs: &impl Inputs) -> bool {
     values.iter().zip(shape).all(|(stored, read)| {
         let mut parts = stored.iter().flatten();
         let mut same = true;
         let mut seen = 0usize;
-        visit(read, request, |part| {
+        inputs.visit(read, |part| {
             seen += 1;
             same &= parts.next().is_some_and(|stored| stored == part);
         });
         let stored_count = stored.as_ref().map_or(0, Vec::len);
-        let present = seen > 0 || always_present(read);
+        let present = seen > 0 || read.always_present();
         same && seen == stored_count && present == stored.is_some()
     })
 }
 
-fn key_hash(current_hash: u64, shape: &Arc<[Read]>, request: &RequestView<'_>) -> u64 {
+fn key_hash(given_hash: u64, shape: &Arc<[Read]>, inputs: &impl Inputs) -> u64 {
     let mut hasher = WordHash::new();
-    hasher.word(current_hash);
+    hasher.word(given_hash);
     hasher.word(Arc::as_ptr(shape) as *const u8 as usize as u64);
     for read in shape.iter() {
         hasher.word(u64::MAX);
-        visit(read, request, |part| hasher.bytes(part));
+        inputs.visit(read, |part| hasher.bytes(part));
     }
     hasher.finish()
 }
 
-/// A hash of a decision a module may be given; `None` for synthetic responses (not memoized).
-fn decision_hash(decision: &RequestDecision) -> Option<u64> {
-    let mut hasher = WordHash::new();
-    hasher.word(match decision.action {
-        RequestAction::Lookup => 0,
-        RequestAction::Pass => 1,
-        RequestAction::Respond(_) => return None,
-    });
-    hasher.bytes(decision.origin.as_bytes());
-    for part in &decision.cache_key {
-        hasher.bytes(part.as_bytes());
+impl Given for RequestDecision {
+    /// Synthetic responses are not memoized.
+    fn memo_hash(&self) -> Option<u64> {
+        let mut hasher = WordHash::new();
+        hasher.word(match self.action {
+            RequestAction::Lookup => 0,
+            RequestAction::Pass => 1,
+            RequestAction::Respond(_) => return None,
+        });
+        hasher.bytes(self.origin.as_bytes());
+        for part in &self.cache_key {
+            hasher.bytes(part.as_bytes());
+        }
+        for edit in &self.origin_header_edits {
+            let (tag, name, value) = match edit {
+                HeaderEdit::Set(name, value) => (1, name, value.as_bytes()),
+                HeaderEdit::Append(name, value) => (2, name, value.as_bytes()),
+                HeaderEdit::Remove(name) => (3, name, &[][..]),
+            };
+            hasher.word(tag);
+            hasher.bytes(name.as_str().as_bytes());
+            hasher.bytes(value);
+        }
+        match &self.url {
+            Some(url) => {
+                hasher.word(4);
+                hasher.bytes(url.as_str().as_bytes());
+            }
+            None => hasher.word(5),
+        }
+        Some(hasher.finish())
     }
-    for edit in &decision.origin_header_edits {
-        let (tag, name, value) = match edit {
-            HeaderEdit::Set(name, value) => (1, name, value.as_bytes()),
-            HeaderEdit::Append(name, value) => (2, name, value.as_bytes()),
-            HeaderEdit::Remove(name) => (3, name, &[][..]),
-        };
-        hasher.word(tag);
-        hasher.bytes(name.as_str().as_bytes());
-        hasher.bytes(value);
+}
+
+impl Given for () {
+    fn memo_hash(&self) -> Option<u64> {
+        Some(0)
     }
-    Some(hasher.finish())
 }
 
 /// A word-at-a-time multiplicative hash: this runs on every request with policies, and a
@@ -293,7 +377,7 @@ impl WordHash {
 #[cfg(test)]
 mod tests {
     use http::uri::PathAndQuery;
-    use http::{HeaderValue, Method};
+    use http::{HeaderValue, Method, StatusCode};
 
     use super::*;
 
@@ -399,6 +483,79 @@ mod tests {
             memo.lookup(&view(&path, &headers), &current)
                 .map(|(decision, _)| decision),
             None
+        );
+    }
+
+    #[test]
+    fn deliver_decisions_are_keyed_by_what_was_read_of_the_response() {
+        let memo = DeliverMemo::new(16);
+        let path = PathAndQuery::from_static("/page");
+        let request_headers = HeaderMap::new();
+        let request = view(&path, &request_headers);
+        let mut html = HeaderMap::new();
+        html.insert("content-type", HeaderValue::from_static("text/html"));
+        html.insert("age", HeaderValue::from_static("1"));
+        let response = |headers, outcome| ClientResponseView {
+            status: StatusCode::OK,
+            outcome,
+            origin: Some("web"),
+            headers,
+        };
+        let edits = vec![HeaderEdit::Remove(http::header::SERVER)];
+        let mut trace = Trace::new();
+        trace.record(Read::Outcome);
+        trace.record(Read::ResponseHeader("content-type".into()));
+        let first = response(&html, CacheOutcome::Hit);
+        let inputs = DeliverInputs {
+            request: &request,
+            response: &first,
+        };
+        memo.insert(trace, &inputs, &(), &edits);
+        // The next hit on the same stored response: only `age` differs, which was not read.
+        let mut older = html.clone();
+        older.insert("age", HeaderValue::from_static("2"));
+        let next = response(&older, CacheOutcome::Hit);
+        let inputs = DeliverInputs {
+            request: &request,
+            response: &next,
+        };
+        assert_eq!(
+            memo.lookup(&inputs, &()).map(|(edits, _)| edits),
+            Some(edits)
+        );
+        // Another outcome, or another content type: decided afresh.
+        let miss = response(&html, CacheOutcome::Miss);
+        let inputs = DeliverInputs {
+            request: &request,
+            response: &miss,
+        };
+        assert!(memo.lookup(&inputs, &()).is_none());
+        let mut css = html.clone();
+        css.insert("content-type", HeaderValue::from_static("text/css"));
+        let other = response(&css, CacheOutcome::Hit);
+        let inputs = DeliverInputs {
+            request: &request,
+            response: &other,
+        };
+        assert!(memo.lookup(&inputs, &()).is_none());
+    }
+
+    #[test]
+    fn a_chain_does_not_key_on_url_reads_made_after_a_normalisation() {
+        let mut chain = Trace::new();
+        chain.record(Read::Query);
+        let mut later = Trace::new();
+        later.record(Read::Path);
+        later.record(Read::Header("cookie".into()));
+        chain.extend(later.clone(), true);
+        assert_eq!(
+            chain.reads.as_deref(),
+            Some(&[Read::Query, Read::Header("cookie".into())][..])
+        );
+        chain.extend(later, false);
+        assert_eq!(
+            chain.reads.as_deref(),
+            Some(&[Read::Query, Read::Header("cookie".into()), Read::Path][..])
         );
     }
 }

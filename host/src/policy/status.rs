@@ -5,6 +5,7 @@ use std::time::SystemTime;
 
 use serde::Serialize;
 
+use super::bindings::WIT_PACKAGE;
 use super::config::FailureMode;
 use super::module::Module;
 use super::precompiled::CompiledFrom;
@@ -22,6 +23,10 @@ pub struct ModuleStatus {
     pub loaded_at: Option<String>,
     /// Whether the serving version was compiled or loaded from the precompiled cache.
     pub compiled_from: Option<CompiledFrom>,
+    /// The contract the serving version was built against, e.g. `caje:policy@0.2.0`.
+    pub world: Option<String>,
+    /// The hooks the serving version implements (caje calls no others), e.g. `["on-deliver"]`.
+    pub hooks: Vec<&'static str>,
     pub failure_mode: FailureMode,
     /// Why the file's current content was refused. With `state = active`, an earlier version
     /// keeps serving.
@@ -33,7 +38,8 @@ pub struct ModuleStatus {
     pub traps: u64,
     pub timeouts: u64,
     pub invalid_decisions: u64,
-    /// `on-request` calls answered from the decision memo (counted in `calls` too).
+    /// `on-request` and `on-deliver` calls answered from the decision memo (counted in `calls`
+    /// too).
     pub memo_hits: u64,
 }
 
@@ -88,6 +94,8 @@ impl ModuleStatus {
             digest,
             loaded_at: active.map(|module| rfc3339(module.loaded_at)),
             compiled_from: active.map(|module| module.compiled_from),
+            world: active.map(|module| format!("{WIT_PACKAGE}@{}", module.world.version())),
+            hooks: active.map_or_else(Vec::new, |module| module.hooks.names()),
             failure_mode,
             error: refused.map(|refusal| refusal.reason.clone()),
             refused_digest,

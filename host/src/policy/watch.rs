@@ -5,7 +5,6 @@ use std::path::Path;
 use std::sync::Arc;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread;
-use std::time::Instant;
 
 use anyhow::{Context as _, ensure};
 use arc_swap::ArcSwap;
@@ -16,10 +15,6 @@ use super::chain::Chain;
 use super::config::PolicyConfig;
 use super::loader::{Loader, Snapshot, check_dir};
 use super::status::ModuleStatus;
-
-/// How many settle periods `start` waits for files still being written before it goes on
-/// without them (the watcher loads them once they settle).
-const START_SETTLE_PERIODS: u32 = 10;
 
 /// The policy chain of one directory, reloaded when its files change.
 pub struct Policies {
@@ -53,13 +48,7 @@ impl Policies {
             .watcher()
             .watch(dir, RecursiveMode::NonRecursive)
             .with_context(|| format!("cannot watch the policies directory {}", dir.display()))?;
-        let give_up = Instant::now() + loader.settle_time() * START_SETTLE_PERIODS;
-        while let Some(wait) = loader.scan().retry_in {
-            if Instant::now() + wait > give_up {
-                break;
-            }
-            thread::sleep(wait);
-        }
+        loader.scan_until_settled();
         loader.warn_unknown_module_settings();
         let snapshot = Arc::new(ArcSwap::from_pointee(loader.snapshot()));
         let published = Arc::clone(&snapshot);

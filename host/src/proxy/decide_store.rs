@@ -74,7 +74,11 @@ fn decide(
     let verdict = if chain.is_empty() {
         default
     } else {
-        let response = ResponseView { status, headers };
+        let response = ResponseView {
+            status,
+            headers,
+            origin: &ctx.route.origin.name,
+        };
         match chain.on_response(&ctx.request.view(), &response, default) {
             Ok(verdict) => verdict,
             Err(refusal) => return StoreDecision::Refused(refusal),

@@ -296,6 +296,11 @@ fn every_config_file_is_checked_here() {
         .collect();
     found.sort();
     let mut checked = CHECKED.map(str::to_owned).to_vec();
+    // Each example's cases file is run through its module by `cargo xtask test`
+    // (xtask/src/test.rs), which refuses an example without one.
+    checked.extend(
+        xtask::policies::EXAMPLES.map(|(package, _)| format!("policies/{package}/cases.toml")),
+    );
     checked.sort();
     assert_eq!(
         found, checked,

@@ -166,7 +166,7 @@ async fn modules_refused_at_load_leave_the_proxy_serving_even_when_closed() {
     })
     .await;
     for (file, reason) in [
-        ("20-future.wasm", "was built against caje:policy@0.2.0"),
+        ("20-future.wasm", "was built against caje:policy@0.3.0"),
         ("30-always-traps.wasm", "failed its smoke call"),
         ("40-garbage.wasm", "is not a WebAssembly component"),
         (

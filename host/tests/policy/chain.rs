@@ -4,7 +4,10 @@ use std::sync::Arc;
 use std::thread;
 use std::time::Duration;
 
-use caje::policy::{CacheVerdict, ModuleState, Policies, RequestAction};
+use caje::policy::{
+    CacheVerdict, FailureMode, ModuleConfig, ModuleState, Policies, RequestAction, ResponseView,
+};
+use http::StatusCode;
 use metrics_exporter_prometheus::PrometheusBuilder;
 
 use super::{ORIGINS, PolicyDir, TestRequest, config, status};
@@ -46,7 +49,7 @@ fn modules_run_in_file_name_order_and_see_the_previous_decision() {
         )
         .unwrap();
     assert_eq!(verdict.ttl, Duration::from_secs(300));
-    assert_eq!(verdict.tags, ["seen-ttl=300"]);
+    assert_eq!(verdict.tags, ["seen-ttl=300", "seen-from=default"]);
 }
 
 #[test]
@@ -101,8 +104,12 @@ fn status_lists_modules_with_their_counters() {
     TestRequest::get("https://example.com/api/x")
         .verdict(&chain, 200, &[], CacheVerdict::new(true, Duration::ZERO))
         .unwrap();
+    // route-by-path implements on-request only, tag-by-path on-response only: neither is
+    // called for the other hook.
     let route = status(&policies, "10-route.wasm");
     assert_eq!(route.state, ModuleState::Active);
+    assert_eq!(route.world.as_deref(), Some("caje:policy@0.2.0"));
+    assert_eq!(route.hooks, ["on-request"]);
     assert_eq!(route.digest, Some(super::digest_of("route-by-path")));
     assert!(route.loaded_at.is_some());
     assert_eq!(
@@ -112,14 +119,15 @@ fn status_lists_modules_with_their_counters() {
             route.timeouts,
             route.invalid_decisions
         ),
-        (4, 0, 0, 0)
+        (3, 0, 0, 0)
     );
     assert_eq!(route.error, None);
     let json = serde_json::to_value(policies.status()).unwrap();
     assert_eq!(json[1]["file"], "20-tag.wasm");
     assert_eq!(json[1]["state"], "active");
     assert_eq!(json[1]["failure_mode"], "open");
-    assert_eq!(json[1]["calls"], 4);
+    assert_eq!(json[1]["hooks"], serde_json::json!(["on-response"]));
+    assert_eq!(json[1]["calls"], 1);
 }
 
 #[test]
@@ -182,4 +190,52 @@ fn one_chain_serves_many_threads_at_once() {
         worker.join().unwrap();
     }
     assert_eq!(status(&policies, "20-bypass.wasm").calls, 100);
+}
+
+#[test]
+fn on_response_sees_the_origin_and_edits_the_stored_headers() {
+    let dir = PolicyDir::with(&[("10-probe.wasm", "probe")]);
+    let chain = dir.start().chain();
+    let request = TestRequest::get("https://example.com/api/x");
+    let mut headers = super::header_map(&[("server", "nginx")]);
+    let response = ResponseView {
+        status: StatusCode::OK,
+        headers: &headers,
+        origin: "api",
+    };
+    let verdict = chain
+        .on_response(
+            &request.view(),
+            &response,
+            CacheVerdict::new(true, Duration::from_secs(30)),
+        )
+        .unwrap();
+    assert_eq!(verdict.tags, ["seen-ttl=30", "seen-from=api"]);
+    verdict.apply_stored_edits(&mut headers);
+    assert_eq!(headers["x-probe-stored"], "1");
+    assert_eq!(headers["server"], "nginx");
+
+    let invalid = PolicyDir::with(&[("10-invalid.wasm", "hostile-invalid")]);
+    let mut strict = config();
+    strict.modules.insert(
+        "10-invalid.wasm".to_owned(),
+        ModuleConfig {
+            failure: Some(FailureMode::Closed),
+            ..ModuleConfig::default()
+        },
+    );
+    let refusal = TestRequest::get("https://example.com/stored")
+        .verdict(
+            &invalid.start_with(&strict).chain(),
+            200,
+            &[],
+            CacheVerdict::new(true, Duration::ZERO),
+        )
+        .unwrap_err();
+    assert!(
+        refusal.reason.contains(
+            "stored-header-edits[0]: \"transfer-encoding\" is a hop-by-hop or framing header"
+        ),
+        "{refusal}"
+    );
 }

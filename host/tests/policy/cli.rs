@@ -1,19 +1,6 @@
 //! `caje policy check|test`, run as the real binary.
 
-use std::process::{Command, Output};
-
-use super::component;
-
-fn caje(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_caje"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
-}
+use super::{caje, component, text};
 
 #[test]
 fn check_accepts_a_policy_and_shows_its_world() {
@@ -22,11 +9,15 @@ fn check_accepts_a_policy_and_shows_its_world() {
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
     assert!(
-        stdout.starts_with("ok: route_by_path.wasm is a caje policy (caje:policy/hooks@0.1.0)"),
+        stdout.starts_with("ok: route_by_path.wasm is a caje policy (caje:policy/hooks@0.2.0)"),
         "{stdout}"
     );
     assert!(
-        stdout.contains("imports:    caje:policy/types@0.1.0\n"),
+        stdout.contains("  world:      caje:policy@0.2.0\n  hooks:      on-request\n"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("imports:    caje:policy/types@0.2.0\n"),
         "{stdout}"
     );
     assert!(stdout.contains("wasi:cli/stderr@"), "{stdout}");
@@ -34,7 +25,10 @@ fn check_accepts_a_policy_and_shows_its_world() {
         stdout.contains("(traps if called: policies get no WASI)"),
         "{stdout}"
     );
-    assert!(stdout.contains("smoke call: passed"), "{stdout}");
+    assert!(
+        stdout.contains("smoke call: passed (on-request for GET https://caje.invalid/)"),
+        "{stdout}"
+    );
 }
 
 #[test]
@@ -54,7 +48,7 @@ fn check_refuses_garbage_and_other_versions() {
     let output = caje(&["policy", "check", future.to_str().unwrap()]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        text(&output.stderr).contains("was built against caje:policy@0.2.0"),
+        text(&output.stderr).contains("was built against caje:policy@0.3.0"),
         "{}",
         text(&output.stderr)
     );
@@ -93,10 +87,9 @@ fn test_prints_each_hooks_decision() {
         "  origin:                 web",
         "  action:                 lookup",
         "  origin-header-edits:    remove cookie, remove authorization",
-        "on-response (status 200; given store yes, ttl 2m)",
-        "  ttl:                    2m",
-        "  stale-if-error:         1m",
+        "  url:                    (unchanged)",
         "  fuel used:",
+        "not implemented (caje never calls them): on-response, on-deliver, on-error",
     ] {
         assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
     }
@@ -109,20 +102,50 @@ fn test_starts_on_response_from_the_proxys_defaults() {
     let output = caje(&[
         "policy",
         "test",
-        component("route-by-path").to_str().unwrap(),
+        component("tag-by-path").to_str().unwrap(),
         "--request",
         "GET https://example.com/account",
         "--header",
         "Cookie: session=1",
         "--response-header",
-        "cache-control: max-age=120",
+        "cache-control: max-age=120, stale-if-error=60",
     ]);
     let stdout = text(&output.stdout);
     assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
-    assert!(
-        stdout.contains("on-response (status 200; given store no (request had Cookie), ttl 2m)"),
-        "{stdout}"
-    );
+    for line in [
+        "on-response (status 200; given store no (request had Cookie), ttl 2m)",
+        "  ttl:                    2m",
+        "  stale-if-error:         1m",
+        "  tags:                   path:account, host:example.com",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
+}
+
+#[test]
+fn test_shows_delivered_headers_and_error_pages() {
+    let output = caje(&[
+        "policy",
+        "test",
+        component("security-headers").to_str().unwrap(),
+        "--request",
+        "GET https://example.com/",
+        "--response-header",
+        "server: nginx",
+    ]);
+    let stdout = text(&output.stdout);
+    assert!(output.status.success(), "{stdout}{}", text(&output.stderr));
+    for line in [
+        "on-deliver (status 200, miss)",
+        "  header-edits:           remove server, remove x-powered-by, set x-content-type-options: nosniff, \
+         set referrer-policy: strict-origin-when-cross-origin, \
+         set strict-transport-security: max-age=63072000; includeSubDomains, set content-security-policy: ",
+        "on-error (origin default unreachable)",
+        "  response:               respond 502 Bad Gateway (3 headers, ",
+        "not implemented (caje never calls them): on-request, on-response",
+    ] {
+        assert!(stdout.contains(line), "missing {line:?} in:\n{stdout}");
+    }
 }
 
 #[test]

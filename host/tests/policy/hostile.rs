@@ -65,12 +65,12 @@ fn broken_files_are_refused_at_load_and_the_rest_serve() {
     assert_refused(
         &policies,
         "20-future.wasm",
-        "was built against caje:policy@0.2.0 (caje:policy/hooks@0.2.0), but this caje implements caje:policy@0.1.0",
+        "was built against caje:policy@0.3.0 (caje:policy/hooks@0.3.0), but this caje implements caje:policy@0.2.0 and 0.1.0",
     );
     assert_refused(
         &policies,
         "30-always-traps.wasm",
-        "failed its smoke call (on-request for GET https://caje.invalid/): trapped: panicked at",
+        "failed its smoke call (implemented-hooks, for GET https://caje.invalid/): trapped: panicked at",
     );
     assert_refused(&policies, "40-truncated.wasm", "failed to compile");
     assert_eq!(
@@ -189,17 +189,18 @@ fn traps_in_either_hook_are_skipped_and_the_store_is_recycled() {
                 CacheVerdict::new(true, Duration::from_secs(5)),
             )
             .unwrap();
-        assert_eq!(verdict.tags, ["seen-ttl=5"]);
+        assert_eq!(verdict.tags, ["seen-ttl=5", "seen-from=default"]);
     }
     let fine = TestRequest::get("https://example.com/fine");
     assert_eq!(
         fine.decide(&chain).unwrap().cache_key,
         ["seen-origin=default"]
     );
+    // Each module is called only for the hook it implements.
     let request_trap = status(&policies, "10-trap-request.wasm");
-    assert_eq!((request_trap.calls, request_trap.traps), (7, 3));
+    assert_eq!((request_trap.calls, request_trap.traps), (4, 3));
     let response_trap = status(&policies, "20-trap-response.wasm");
-    assert_eq!((response_trap.calls, response_trap.traps), (7, 3));
+    assert_eq!((response_trap.calls, response_trap.traps), (3, 3));
 }
 
 #[test]

@@ -1,11 +1,17 @@
 //! The policy module against real components compiled from `policies/`: the examples'
-//! decisions, the chain, hostile modules, hot reload, the precompiled cache and the CLI.
+//! decisions, the chain and each hook, hostile modules, a module built with the first SDK, hot
+//! reload, the precompiled cache, the CLI and cases files.
 
+mod cases;
 mod chain;
 mod cli;
+mod deliver;
+mod errors;
 mod examples;
 mod hostile;
+mod legacy;
 mod memo;
+mod normalize;
 mod reload;
 
 use std::fs;
@@ -14,8 +20,8 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use caje::policy::{
-    CacheVerdict, Chain, ModuleStatus, Policies, PolicyConfig, PolicyRefusal, RequestDecision,
-    RequestView, ResponseView,
+    CacheOutcome, CacheVerdict, Chain, Delivery, ErrorView, ModuleStatus, OriginFailure, Policies,
+    PolicyConfig, PolicyRefusal, RequestDecision, RequestView, ResponseView, SyntheticResponse,
 };
 use http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, Uri};
 use tempfile::TempDir;
@@ -96,6 +102,11 @@ impl TestRequest {
         }
     }
 
+    pub fn method(mut self, method: Method) -> TestRequest {
+        self.method = method;
+        self
+    }
+
     pub fn header(mut self, name: &'static str, value: &str) -> TestRequest {
         self.headers.append(
             HeaderName::from_static(name),
@@ -125,18 +136,58 @@ impl TestRequest {
         headers: &[(&'static str, &str)],
         current: CacheVerdict,
     ) -> Result<CacheVerdict, PolicyRefusal> {
-        let mut response_headers = HeaderMap::new();
-        for (name, value) in headers {
-            response_headers.append(
-                HeaderName::from_static(name),
-                HeaderValue::from_str(value).unwrap(),
-            );
-        }
+        let response_headers = header_map(headers);
         let response = ResponseView {
             status: StatusCode::from_u16(status).unwrap(),
             headers: &response_headers,
+            origin: "default",
         };
         chain.on_response(&self.view(), &response, current)
+    }
+}
+
+/// Header fields, for building responses.
+pub fn header_map(fields: &[(&'static str, &str)]) -> HeaderMap {
+    let mut headers = HeaderMap::new();
+    for (name, value) in fields {
+        headers.append(
+            HeaderName::from_static(name),
+            HeaderValue::from_str(value).unwrap(),
+        );
+    }
+    headers
+}
+
+impl TestRequest {
+    /// Runs `on-deliver` on a 200 with `outcome` and `headers`; returns the headers the client
+    /// gets.
+    pub fn deliver(
+        &self,
+        chain: &Chain,
+        outcome: CacheOutcome,
+        headers: &[(&'static str, &str)],
+    ) -> Result<HeaderMap, PolicyRefusal> {
+        let mut headers = header_map(headers);
+        let delivery = Delivery {
+            status: StatusCode::OK,
+            outcome,
+            origin: Some("default"),
+        };
+        chain.on_deliver(&self.view(), &delivery, &mut headers)?;
+        Ok(headers)
+    }
+
+    /// Runs `on-error` for a failure of the default origin.
+    pub fn error(
+        &self,
+        chain: &Chain,
+        failure: OriginFailure,
+    ) -> Result<Option<SyntheticResponse>, PolicyRefusal> {
+        let error = ErrorView {
+            origin: "default",
+            failure,
+        };
+        chain.on_error(&self.view(), &error)
     }
 }
 
@@ -158,6 +209,18 @@ pub fn digest_of(crate_name: &str) -> String {
             fs::read(component(crate_name)).unwrap()
         ))
     )
+}
+
+/// Runs the real `caje` binary.
+pub fn caje(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_caje"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+pub fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
 }
 
 /// Polls `done` until it holds; fails the test after 20 seconds.

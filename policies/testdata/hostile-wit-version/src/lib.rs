@@ -1,4 +1,4 @@
-//! A policy built against `caje:policy@0.2.0` (see `wit/`), which the host must refuse.
+//! A policy built against `caje:policy@0.3.0` (see `wit/`), which the host must refuse.
 
 wit_bindgen::generate!({ path: "wit", world: "policy" });
 
