@@ -79,7 +79,7 @@ async fn populate(origin: &TestOrigin) {
         });
     }
     filling.join_all().await;
-    let manifest = a.node().proxy.manifest().expect("manifest");
+    let manifest = a.node().context.manifest.as_ref().expect("manifest");
     manifest.flush().await.expect("flush the manifest");
     let mut timings: Vec<(usize, Vec<f64>)> = vec![(16, Vec::new()), (1, Vec::new())];
     for _ in 0..POPULATE_ROUNDS {

@@ -31,10 +31,11 @@ fn main() {
 fn record(manifest: &Manifest, next: &mut usize, count: usize) {
     let now = SystemTime::now();
     for _ in 0..count {
+        let url = format!("https://bench.example/page/{next}");
         manifest.record(ManifestRecord {
-            key: format!("bench-{next:08}"),
-            method: "GET".into(),
-            url: format!("https://bench.example/page/{next}"),
+            key: caje::key::Key::for_url(&url, &[]),
+            method: http::Method::GET,
+            url,
             origin: "bench".into(),
             status: 200,
             size: 4_096,

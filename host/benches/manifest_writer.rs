@@ -6,17 +6,22 @@
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
+use caje::key::Key;
 use caje::manifest::{Manifest, ManifestConfig, ManifestRecord};
 
 const ROUNDS: usize = 3;
+
+fn url(i: usize) -> String {
+    format!("https://shop.example/catalog/{}/item-{i}?lang=en", i % 97)
+}
 
 fn records(n: usize) -> Vec<ManifestRecord> {
     let now = SystemTime::now();
     (0..n)
         .map(|i| ManifestRecord {
-            key: format!("{:064x}", i * 2_654_435_761),
-            method: "GET".into(),
-            url: format!("https://shop.example/catalog/{}/item-{i}?lang=en", i % 97),
+            key: Key::for_url(&url(i), &[]),
+            method: http::Method::GET,
+            url: url(i),
             origin: "shop".into(),
             status: 200,
             size: 10_000 + i as u64,

@@ -2,6 +2,7 @@
 //! signal-driven shutdown. `caje serve` is this module; tests start nodes through it too.
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -11,14 +12,18 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::admin::{self, Admin};
+use crate::admin::{self, Admin, AdminParts};
 use crate::cache::Cache;
-use crate::config::{Config, LogConfig, LogFormat, ServerConfig};
+use crate::config::Config;
 use crate::litefs;
-use crate::manifest::{Manifest, OpenOptions};
-use crate::policy::Policies;
+use crate::manifest::{self, Manifest, OpenOptions};
+use crate::node::NodeContext;
+use crate::policy::cli::{Environment, PolicyCommand};
+use crate::policy::{self, Policies};
 use crate::populate::Populator;
-use crate::proxy::{self, Proxy};
+use crate::proxy::{Flights, Origins, Proxy, ProxyConfig};
+use crate::server::{self, ServerConfig};
+use crate::sync::blocking;
 
 const MANIFEST_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(10);
 
@@ -28,117 +33,73 @@ pub struct Node {
     pub addr: SocketAddr,
     /// The admin API's own listener, when `[admin] listen` is set.
     pub admin_addr: Option<SocketAddr>,
-    pub proxy: Arc<Proxy>,
+    /// The cache, manifest and policies the node's parts share.
+    pub context: Arc<NodeContext>,
+    /// The manifest's database on LiteFS, `None` when it is not on a LiteFS mount:
+    /// [`litefs::Database::status`] gives this node's role and replication lag now.
+    pub litefs: Option<litefs::Database>,
+    flights: Flights,
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// The listeners a node serves on.
+struct Listeners {
+    proxy: TcpListener,
+    /// The admin API's own, when it has one.
+    admin: Option<TcpListener>,
+}
+
 impl Node {
-    /// Binds the listener and starts serving in the background.
+    /// Opens the node's parts, binds its listeners and starts serving in the background.
     pub async fn start(config: &Config) -> anyhow::Result<Node> {
         if config.admin.enabled && config.admin.metrics {
             // Before anything takes metric handles: the policy modules keep theirs, and a handle
             // taken before the recorder exists records nowhere.
             admin::install_metrics();
         }
-        let cache = Cache::open(&config.cache_dir, &config.cache).with_context(|| {
-            format!(
-                "cannot open the cache directory {}",
-                config.cache_dir.display()
-            )
-        })?;
-        let (manifest, litefs) = if config.manifest.enabled {
-            let litefs = litefs::Database::detect(&config.database, &config.litefs)?;
-            let manifest = open_manifest(config, litefs.clone()).await?;
-            (Some(manifest), litefs)
-        } else {
-            tracing::info!(
-                "[manifest] enabled = false: stored pages are not recorded for other nodes"
-            );
-            (None, None)
+        let (context, litefs) = open_context(config).await?;
+        let proxy_config = ProxyConfig {
+            origins: &config.origins,
+            default_origin: &config.default_origin,
+            access_log: config.log.access,
         };
-        let policies = start_policies(config).await?;
-        let proxy = Arc::new(
-            Proxy::new(config, cache, manifest, policies)
-                .map_err(anyhow::Error::msg)?
-                .with_litefs(litefs),
-        );
+        let proxy =
+            Arc::new(Proxy::new(&proxy_config, context.clone()).map_err(anyhow::Error::msg)?);
         let (stop, stopped) = watch::channel(false);
         let mut tasks = Vec::new();
         // Before the listener: purges made while this node was down are applied first.
-        let populate = Populator::start(
-            &config.populate,
-            &config.cache_dir,
-            proxy.clone(),
-            stopped.clone(),
-        )
-        .await
-        .map(|(populator, job)| {
-            tasks.push(job);
-            populator
-        });
+        let populate = start_populate(config, &context, &proxy, &stopped, &mut tasks).await;
         let admin = if config.admin.enabled {
-            Some(Arc::new(Admin::new(config, proxy.clone(), populate)?))
+            let admin = build_admin(config, &context, &proxy, populate, litefs.clone())?;
+            Some(Arc::new(admin))
         } else {
             tracing::info!("[admin] enabled = false: /_caje paths answer 404");
             None
         };
-        let listener = bind(config.listen, "listen").await?;
-        let addr = listener.local_addr()?;
-        let admin_listener = match (&admin, config.admin.listen) {
-            (Some(_), Some(admin_addr)) => Some(bind(admin_addr, "admin.listen").await?),
-            _ => None,
-        };
-        let admin_addr = admin_listener
+        let listeners = Listeners::bind(config, admin.is_some()).await?;
+        let addr = listeners.proxy.local_addr()?;
+        let admin_addr = listeners
+            .admin
             .as_ref()
             .map(TcpListener::local_addr)
             .transpose()?;
-        // On the proxy listener `/_caje` paths go to the admin API, unless it has a listener of
-        // its own: then they answer 404 there, and never reach the cache or the origin.
-        let admin_here = admin.clone().filter(|_| admin_addr.is_none());
-        let serving = proxy.clone();
-        let front = move |request: Request<Incoming>, client: SocketAddr| {
-            let proxy = serving.clone();
-            let admin = admin_here.clone();
-            async move {
-                if !admin::owns(request.uri().path()) {
-                    proxy.handle(request, client).await
-                } else if let Some(admin) = admin {
-                    admin.handle(request, client).await
-                } else {
-                    admin::not_served_here()
-                }
-            }
-        };
-        tasks.push(spawn_server(listener, front, config, &stopped));
-        if let (Some(listener), Some(admin)) = (admin_listener, &admin) {
-            let admin = admin.clone();
-            let handler = move |request: Request<Incoming>, client: SocketAddr| {
-                let admin = admin.clone();
-                async move { admin.handle(request, client).await }
-            };
-            tasks.push(spawn_server(listener, handler, config, &stopped));
-        }
-        if let Some(admin) = &admin {
-            let served_on = admin_addr.map_or_else(
-                || format!("the proxy listener {addr}"),
-                |admin_addr| format!("its own listener {admin_addr}"),
-            );
-            admin.log_start(&served_on);
-        }
-        tracing::info!(listen = %addr, origin = %config.default_origin, cache_dir = %config.cache_dir.display(), "caje is serving");
-        if proxy.accepts_any_host() {
-            tracing::warn!(
-                "no origin lists `hosts`: caje answers for any Host header (set [origins.<name>] hosts in production)"
-            );
-        }
+        tasks.extend(listeners.serve(&proxy, admin.as_ref(), config, &stopped));
+        log_started(config, &proxy, admin.as_deref(), addr, admin_addr);
         Ok(Node {
             addr,
             admin_addr,
-            proxy,
+            context,
+            litefs,
+            flights: proxy.flights(),
             stop,
             tasks,
         })
+    }
+
+    /// Origin fetches in flight now (one per key however many requests wait for it).
+    pub fn fetches_in_flight(&self) -> usize {
+        self.flights.in_flight()
     }
 
     /// Stops accepting, waits for in-flight requests (bounded by the shutdown grace period),
@@ -149,7 +110,7 @@ impl Node {
         for task in self.tasks {
             let _ = task.await;
         }
-        if let Some(manifest) = self.proxy.manifest() {
+        if let Some(manifest) = &self.context.manifest {
             match tokio::time::timeout(MANIFEST_FLUSH_LIMIT, manifest.flush()).await {
                 Ok(Ok(())) => {}
                 Ok(Err(err)) => {
@@ -164,14 +125,154 @@ impl Node {
     }
 }
 
+/// Opens what the node's parts share: the cache, the manifest (on LiteFS when its database
+/// is on a LiteFS mount, whose view is returned beside it for health) and the policy chain.
+async fn open_context(
+    config: &Config,
+) -> anyhow::Result<(Arc<NodeContext>, Option<litefs::Database>)> {
+    let cache = Cache::open(&config.cache_dir, &config.cache).with_context(|| {
+        format!(
+            "cannot open the cache directory {}",
+            config.cache_dir.display()
+        )
+    })?;
+    let (manifest, litefs) = if config.manifest.enabled {
+        let litefs = litefs::Database::detect(&config.database, &config.litefs)?;
+        let manifest = open_manifest(config, litefs.clone()).await?;
+        (Some(manifest), litefs)
+    } else {
+        tracing::info!("[manifest] enabled = false: stored pages are not recorded for other nodes");
+        (None, None)
+    };
+    let policies = start_policies(config).await?;
+    let context = NodeContext {
+        cache,
+        manifest,
+        policies,
+    };
+    Ok((Arc::new(context), litefs))
+}
+
+/// Starts populate for a node with a manifest, its background job among the node's tasks.
+async fn start_populate(
+    config: &Config,
+    context: &NodeContext,
+    proxy: &Arc<Proxy>,
+    stopped: &watch::Receiver<bool>,
+    tasks: &mut Vec<JoinHandle<()>>,
+) -> Option<Populator> {
+    let manifest = context.manifest.clone()?;
+    let (populator, job) = Populator::start(
+        &config.populate,
+        &config.cache_dir,
+        context.cache.clone(),
+        manifest,
+        proxy.clone(),
+        stopped.clone(),
+    )
+    .await;
+    tasks.push(job);
+    Some(populator)
+}
+
+/// The admin API, with what it reports on and acts on.
+fn build_admin(
+    config: &Config,
+    context: &Arc<NodeContext>,
+    proxy: &Proxy,
+    populate: Option<Populator>,
+    litefs: Option<litefs::Database>,
+) -> anyhow::Result<Admin> {
+    let name = match &context.manifest {
+        Some(manifest) => manifest.node().to_owned(),
+        None => manifest::node_name(config.manifest.node.as_deref()),
+    };
+    let parts = AdminParts {
+        context: context.clone(),
+        name,
+        flights: proxy.flights(),
+        populate,
+        litefs,
+    };
+    Ok(Admin::new(&config.admin, parts)?)
+}
+
+impl Listeners {
+    async fn bind(config: &Config, admin: bool) -> anyhow::Result<Listeners> {
+        let proxy = bind(config.listen, "listen").await?;
+        let admin = match (admin, config.admin.listen) {
+            (true, Some(admin_addr)) => Some(bind(admin_addr, "admin.listen").await?),
+            _ => None,
+        };
+        Ok(Listeners { proxy, admin })
+    }
+
+    /// Serves the proxy listener (with `/_caje` paths routed to the admin API, unless it has
+    /// a listener of its own: then they answer 404 there, and never reach the cache or the
+    /// origin) and the admin listener, until `stopped` says stop.
+    fn serve(
+        self,
+        proxy: &Arc<Proxy>,
+        admin: Option<&Arc<Admin>>,
+        config: &Config,
+        stopped: &watch::Receiver<bool>,
+    ) -> Vec<JoinHandle<()>> {
+        let admin_here = admin.filter(|_| self.admin.is_none()).cloned();
+        let proxy = proxy.clone();
+        let front = move |request: Request<Incoming>, client: SocketAddr| {
+            let proxy = proxy.clone();
+            let admin = admin_here.clone();
+            async move {
+                if !admin::owns(request.uri().path()) {
+                    proxy.handle(request, client).await
+                } else if let Some(admin) = admin {
+                    admin.handle(request, client).await
+                } else {
+                    admin::not_served_here()
+                }
+            }
+        };
+        let mut tasks = vec![spawn_server(self.proxy, front, config, stopped)];
+        if let (Some(listener), Some(admin)) = (self.admin, admin) {
+            let admin = admin.clone();
+            let handler = move |request: Request<Incoming>, client: SocketAddr| {
+                let admin = admin.clone();
+                async move { admin.handle(request, client).await }
+            };
+            tasks.push(spawn_server(listener, handler, config, stopped));
+        }
+        tasks
+    }
+}
+
+fn log_started(
+    config: &Config,
+    proxy: &Proxy,
+    admin: Option<&Admin>,
+    addr: SocketAddr,
+    admin_addr: Option<SocketAddr>,
+) {
+    if let Some(admin) = admin {
+        let served_on = admin_addr.map_or_else(
+            || format!("the proxy listener {addr}"),
+            |admin_addr| format!("its own listener {admin_addr}"),
+        );
+        admin.log_start(&served_on);
+    }
+    tracing::info!(listen = %addr, origin = %config.default_origin, cache_dir = %config.cache_dir.display(), "caje is serving");
+    if proxy.accepts_any_host() {
+        tracing::warn!(
+            "no origin lists `hosts`: caje answers for any Host header (set [origins.<name>] hosts in production)"
+        );
+    }
+}
+
 /// Loads the policy chain (compiling modules blocks, so off the async workers) and starts its watcher.
 async fn start_policies(config: &Config) -> anyhow::Result<Policies> {
     let dir = config.policies_dir.clone();
     let policy_config = config.policies.clone();
     let origins: Vec<String> = config.origins.keys().cloned().collect();
-    let policies =
-        tokio::task::spawn_blocking(move || Policies::start(&dir, &policy_config, origins))
-            .await??;
+    let policies = blocking(move || Policies::start(&dir, &policy_config, origins)).await?;
     let chain = policies.chain();
     let modules: Vec<&str> = chain.module_names().collect();
     tracing::info!(dir = %config.policies_dir.display(), ?modules, "policy chain loaded");
@@ -227,7 +328,27 @@ where
         let shutdown = async move {
             let _ = stopped.wait_for(|stop| *stop).await;
         };
-        proxy::serve(listener, handler, &server_config, shutdown).await;
+        server::serve(listener, handler, &server_config, shutdown).await;
+    })
+}
+
+/// `caje policy …`; with `--config`, the cases run under that node config's `[policies]`
+/// settings, origins (routed by Host as the proxy routes them) and `max_object_size`.
+pub fn policy_command(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+    policy::cli::run(command, |path| {
+        let config = Config::load(path).map_err(|err| anyhow::anyhow!("{err}"))?;
+        let routing = Origins::new(&config.origins).map_err(anyhow::Error::msg)?;
+        let default = config.default_origin.clone();
+        Ok(Environment {
+            policies: config.policies.clone(),
+            origins: config.origins.keys().cloned().collect(),
+            route: Box::new(move |host| {
+                routing
+                    .for_host(host, &default)
+                    .map(|origin| origin.name.clone())
+            }),
+            max_object_size: config.cache.max_object_size.0,
+        })
     })
 }
 
@@ -281,18 +402,4 @@ async fn wait_for_signal() -> anyhow::Result<()> {
         _ = interrupt.recv() => {}
     }
     Ok(())
-}
-
-/// Installs the global tracing subscriber; `RUST_LOG` overrides the configured level.
-pub fn init_logging(config: &LogConfig) {
-    use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(&config.level));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    let _ = match config.format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
-    };
 }

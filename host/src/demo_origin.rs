@@ -17,7 +17,8 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
 use tokio::net::TcpListener;
 
-use crate::proxy::Body;
+use crate::body::Body;
+use crate::sync::lock;
 
 const CHUNK: usize = 64 << 10;
 
@@ -34,17 +35,12 @@ pub struct DemoState {
 impl DemoState {
     /// Requests the origin has answered for a path (query strings included).
     pub fn requests(&self, path: &str) -> u64 {
-        self.counts
-            .lock()
-            .expect("demo counters")
-            .get(path)
-            .copied()
-            .unwrap_or(0)
+        lock(&self.counts).get(path).copied().unwrap_or(0)
     }
 
     /// All requests answered, outside `/_demo/`.
     pub fn total_requests(&self) -> u64 {
-        self.counts.lock().expect("demo counters").values().sum()
+        lock(&self.counts).values().sum()
     }
 
     /// While failing, every page answers 503.
@@ -109,12 +105,7 @@ async fn answer(state: &DemoState, request: Request<Incoming>) -> Response<Body>
     if let Some(control) = path.strip_prefix("/_demo/") {
         return control_page(state, control, request.method());
     }
-    *state
-        .counts
-        .lock()
-        .expect("demo counters")
-        .entry(path_and_query)
-        .or_default() += 1;
+    *lock(&state.counts).entry(path_and_query).or_default() += 1;
     if state.failing.load(Ordering::SeqCst) {
         return page(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -138,7 +129,7 @@ async fn answer(state: &DemoState, request: Request<Incoming>) -> Response<Body>
             "caje demo origin: try /slow, /fast, /etag, /vary, /bytes/1048576\n",
         ),
         ["slow"] | ["slow", ..] => {
-            let delay = *state.slow_delay.lock().expect("demo delay");
+            let delay = *lock(&state.slow_delay);
             tokio::time::sleep(delay).await;
             page(
                 StatusCode::OK,
@@ -206,7 +197,7 @@ async fn answer(state: &DemoState, request: Request<Incoming>) -> Response<Body>
 fn control_page(state: &DemoState, control: &str, method: &Method) -> Response<Body> {
     match (method, control) {
         (&Method::GET, "stats") => {
-            let counts = state.counts.lock().expect("demo counters").clone();
+            let counts = lock(&state.counts).clone();
             let mut response = page(
                 StatusCode::OK,
                 "no-store",

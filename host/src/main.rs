@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
-use caje::config::{Config, LogConfig};
+use caje::config::Config;
+use caje::logging::LogConfig;
 use caje::policy::cli::PolicyCommand;
 use clap::{Parser, Subcommand};
 
@@ -52,15 +53,15 @@ fn main() -> ExitCode {
                     return ExitCode::from(2);
                 }
             };
-            caje::app::init_logging(&config.log);
+            caje::logging::init(&config.log);
             run(caje::app::serve(config))
         }
-        Command::Policy(command) => caje::policy::cli::run(command).unwrap_or_else(|err| {
+        Command::Policy(command) => caje::app::policy_command(command).unwrap_or_else(|err| {
             eprintln!("error: {err:#}");
             ExitCode::FAILURE
         }),
         Command::DemoOrigin { listen, slow_delay } => {
-            caje::app::init_logging(&LogConfig::default());
+            caje::logging::init(&LogConfig::default());
             run(async move {
                 let origin = caje::demo_origin::DemoOrigin::start(listen, slow_delay).await?;
                 tracing::info!(listen = %origin.addr, "demo origin is serving");

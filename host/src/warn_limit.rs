@@ -1,6 +1,8 @@
-//! Warnings about repeated trouble (a full disk, a locked manifest, refused connections):
-//! logged once per interval with a count of the ones skipped, so a failure that hits every
-//! request cannot flood the log. Counters (metrics) still count every occurrence.
+//! Warnings about repeated trouble (a full disk, a locked manifest, refused connections),
+//! logged once per interval with a count of the ones skipped.
+//!
+//! A failure that hits every request cannot flood the log; counters (metrics) still count
+//! every occurrence.
 
 use std::time::{Duration, Instant};
 

@@ -9,10 +9,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use caje::key::Key;
 use caje::manifest::{
     GatePass, JournalMode, ListOrder, ListQuery, Manifest, ManifestConfig, ManifestError,
     ManifestRecord, ManifestRow, OpenOptions, PurgedRow, SchemaMode, Selector, WriteGate,
 };
+use caje::purge_mode::PurgeMode;
 use caje_testkit::Immutable;
 use futures_util::future::BoxFuture;
 use sqlx::{Connection, SqliteConnection};
@@ -37,10 +39,15 @@ fn at(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
 }
 
-fn rec(key: &str, url: &str, stored: u64, tags: &[&str]) -> ManifestRecord {
+/// The key these tests give the row they call `label`.
+fn key(label: &str) -> Key {
+    Key::for_url(&format!("test:{label}"), &[])
+}
+
+fn rec(label: &str, url: &str, stored: u64, tags: &[&str]) -> ManifestRecord {
     ManifestRecord {
-        key: key.into(),
-        method: "GET".into(),
+        key: key(label),
+        method: http::Method::GET,
         url: url.into(),
         origin: "demo".into(),
         status: 200,
@@ -119,16 +126,16 @@ async fn collect(manifest: &Manifest, mut query: ListQuery) -> Vec<ManifestRow> 
     panic!("listing did not end");
 }
 
-fn keys_of(rows: &[ManifestRow]) -> BTreeSet<String> {
+fn keys_of(rows: &[ManifestRow]) -> BTreeSet<Key> {
     rows.iter().map(|r| r.record.key.clone()).collect()
 }
 
-fn purged_keys(rows: &[PurgedRow]) -> BTreeSet<String> {
+fn purged_keys(rows: &[PurgedRow]) -> BTreeSet<Key> {
     rows.iter().map(|r| r.key.clone()).collect()
 }
 
-fn set(keys: &[&str]) -> BTreeSet<String> {
-    keys.iter().map(|k| k.to_string()).collect()
+fn set(labels: &[&str]) -> BTreeSet<Key> {
+    labels.iter().map(|label| key(label)).collect()
 }
 
 /// Polls `check` until it holds; panics after [`WAIT`].
@@ -152,7 +159,7 @@ async fn recorded_rows_appear_after_flush() {
     manifest.record(rec("k2", "https://a.example/2", 2, &[]));
     flushed(&manifest).await;
 
-    let row = manifest.get("k1").await.unwrap().expect("k1 stored");
+    let row = manifest.get(&key("k1")).await.unwrap().expect("k1 stored");
     assert_eq!(
         (
             row.record.method.as_str(),
@@ -169,8 +176,8 @@ async fn recorded_rows_appear_after_flush() {
     assert_eq!((row.node.as_str(), row.stale_since), ("test-node", None));
     assert_eq!(row.record.tags, ["t"]);
     assert!(row.change_seq > before);
-    assert!(manifest.get("k2").await.unwrap().is_some());
-    assert!(manifest.get("k3").await.unwrap().is_none());
+    assert!(manifest.get(&key("k2")).await.unwrap().is_some());
+    assert!(manifest.get(&key("k3")).await.unwrap().is_none());
 
     let stats = manifest.stats();
     assert_eq!((stats.recorded, stats.written, stats.queued), (2, 2, 0));
@@ -207,7 +214,9 @@ async fn one_row_per_key_with_the_newest_values_across_tasks_and_reopen() {
     let rows = all_rows(&manifest, true).await;
     assert_eq!(keys_of(&rows), set(&["k0", "k1", "k2", "k3", "k4"]));
     for row in &rows {
-        let k: u64 = row.record.key[1..].parse().unwrap();
+        let k: u64 = row.record.url["https://a.example/k".len()..]
+            .parse()
+            .unwrap();
         let newest = (0..800u64).filter(|s| (s / 16) % 5 == k).max().unwrap();
         assert_eq!(row.record.stored_at, at(newest), "{}", row.record.key);
         assert_eq!(row.record.size, newest);
@@ -221,12 +230,12 @@ async fn one_row_per_key_with_the_newest_values_across_tasks_and_reopen() {
     flushed(&reopened).await;
     let rows = all_rows(&reopened, true).await;
     assert_eq!(rows.len(), 5);
-    let k0 = reopened.get("k0").await.unwrap().unwrap();
+    let k0 = reopened.get(&key("k0")).await.unwrap().unwrap();
     assert_eq!(
         k0.record.url, "https://a.example/k0",
         "an older record must not replace a newer row"
     );
-    let k1 = reopened.get("k1").await.unwrap().unwrap();
+    let k1 = reopened.get(&key("k1")).await.unwrap().unwrap();
     assert_eq!(
         (k1.record.url.as_str(), k1.record.stored_at),
         ("https://a.example/new", at(5_000))
@@ -270,7 +279,7 @@ async fn list_pages_in_every_order_with_prefix_and_change_filters() {
     }
 
     let newest = manifest.list(&ListQuery::default()).await.unwrap();
-    assert_eq!(newest.rows[0].record.key, "b109");
+    assert_eq!(newest.rows[0].record.key, key("b109"));
     assert!(newest.next.is_none());
 
     let prefixed = collect(
@@ -352,12 +361,10 @@ async fn purge_by_url_prefix_and_tag_hits_exactly_the_right_rows() {
     manifest.record(rec("e", "https://t.example/news/1", 6, &["news"]));
     flushed(&manifest).await;
 
-    assert_eq!(
-        manifest.keys(&Selector::Tag("front".into())).await.unwrap(),
-        ["a", "b"]
-    );
+    let front = manifest.keys(&Selector::Tag("front".into())).await.unwrap();
+    assert_eq!(front.into_iter().collect::<BTreeSet<_>>(), set(&["a", "b"]));
     let by_tag = manifest
-        .purge(&Selector::Tag("front".into()), false)
+        .purge(&Selector::Tag("front".into()), PurgeMode::Hard)
         .await
         .unwrap();
     assert_eq!(purged_keys(&by_tag), set(&["a", "b"]));
@@ -370,39 +377,45 @@ async fn purge_by_url_prefix_and_tag_hits_exactly_the_right_rows() {
             .keys(&Selector::Tag("sports".into()))
             .await
             .unwrap(),
-        ["c"],
+        [key("c")],
         "the tags of purged rows go with them"
     );
 
     let by_url = manifest
-        .purge(&Selector::Url("https://s.example/news/1".into()), false)
+        .purge(
+            &Selector::Url("https://s.example/news/1".into()),
+            PurgeMode::Hard,
+        )
         .await
         .unwrap();
     assert_eq!(
         by_url,
         [PurgedRow {
-            key: "a-br".into(),
-            method: "GET".into(),
+            key: key("a-br"),
+            method: http::Method::GET,
             url: "https://s.example/news/1".into(),
             node: "test-node".into(),
         }]
     );
 
     let by_prefix = manifest
-        .purge(&Selector::Prefix("https://s.example/".into()), false)
+        .purge(
+            &Selector::Prefix("https://s.example/".into()),
+            PurgeMode::Hard,
+        )
         .await
         .unwrap();
     assert_eq!(purged_keys(&by_prefix), set(&["c", "d"]));
     assert_eq!(keys_of(&all_rows(&manifest, true).await), set(&["e"]));
 
     let by_key = manifest
-        .purge(&Selector::Key("e".into()), false)
+        .purge(&Selector::Key(key("e")), PurgeMode::Hard)
         .await
         .unwrap();
     assert_eq!(purged_keys(&by_key), set(&["e"]));
     assert!(
         manifest
-            .purge(&Selector::Tag("news".into()), false)
+            .purge(&Selector::Tag("news".into()), PurgeMode::Hard)
             .await
             .unwrap()
             .is_empty()
@@ -422,11 +435,11 @@ async fn purge_sees_records_queued_before_it() {
     .await;
     manifest.record(rec("a", "https://s.example/a", 1, &["x"]));
     let purged = manifest
-        .purge(&Selector::Tag("x".into()), false)
+        .purge(&Selector::Tag("x".into()), PurgeMode::Hard)
         .await
         .unwrap();
     assert_eq!(purged_keys(&purged), set(&["a"]));
-    assert!(manifest.get("a").await.unwrap().is_none());
+    assert!(manifest.get(&key("a")).await.unwrap().is_none());
 }
 
 #[tokio::test]
@@ -441,12 +454,12 @@ async fn soft_purge_marks_rows_stale_and_a_newer_store_revives_them() {
     let before = manifest.change_seq().await.unwrap();
 
     let touched = manifest
-        .purge(&Selector::Tag("x".into()), true)
+        .purge(&Selector::Tag("x".into()), PurgeMode::Soft)
         .await
         .unwrap();
     assert_eq!(purged_keys(&touched), set(&["a", "b"]));
     let a = manifest
-        .get("a")
+        .get(&key("a"))
         .await
         .unwrap()
         .expect("a soft purge keeps the row");
@@ -465,14 +478,14 @@ async fn soft_purge_marks_rows_stale_and_a_newer_store_revives_them() {
     flushed(&manifest).await;
     assert!(
         manifest
-            .get("a")
+            .get(&key("a"))
             .await
             .unwrap()
             .unwrap()
             .stale_since
             .is_some()
     );
-    let b = manifest.get("b").await.unwrap().unwrap();
+    let b = manifest.get(&key("b")).await.unwrap().unwrap();
     assert_eq!(
         (b.stale_since, b.record.tags),
         (None, vec!["y".to_string()])
@@ -481,7 +494,7 @@ async fn soft_purge_marks_rows_stale_and_a_newer_store_revives_them() {
     let log = manifest.purges_since(before, 10).await.unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0].selector, Some(Selector::Tag("x".into())));
-    assert!(log[0].soft);
+    assert_eq!(log[0].mode, PurgeMode::Soft);
     assert_eq!((log[0].rows, log[0].node.as_str()), (2, "test-node"));
     assert!(log[0].change_seq > before);
     assert!(
@@ -526,15 +539,21 @@ async fn prefix_and_tag_purges_list_their_pages_for_other_nodes_and_name_their_s
     manifest.record(rec("u", "https://s.example/u", 3, &["red"]));
     flushed(&manifest).await;
     manifest
-        .purge(&Selector::Prefix("https://s.example/p/".into()), false)
+        .purge(
+            &Selector::Prefix("https://s.example/p/".into()),
+            PurgeMode::Hard,
+        )
         .await
         .unwrap();
     manifest
-        .purge(&Selector::Tag("red".into()), true)
+        .purge(&Selector::Tag("red".into()), PurgeMode::Soft)
         .await
         .unwrap();
     manifest
-        .purge(&Selector::Url("https://s.example/u".into()), false)
+        .purge(
+            &Selector::Url("https://s.example/u".into()),
+            PurgeMode::Hard,
+        )
         .await
         .unwrap();
     let log = manifest.purges_since(0, 10).await.unwrap();
@@ -601,7 +620,7 @@ async fn an_upsert_replaces_the_tags() {
     manifest.record(rec("k", "https://s.example/k", 2, &["c", "b", "c"]));
     flushed(&manifest).await;
     assert_eq!(
-        manifest.get("k").await.unwrap().unwrap().record.tags,
+        manifest.get(&key("k")).await.unwrap().unwrap().record.tags,
         ["b", "c"]
     );
     assert!(
@@ -613,7 +632,7 @@ async fn an_upsert_replaces_the_tags() {
     );
     assert_eq!(
         manifest.keys(&Selector::Tag("c".into())).await.unwrap(),
-        ["k"]
+        [key("k")]
     );
 }
 
@@ -700,7 +719,13 @@ async fn an_outage_never_fails_callers_and_every_row_lands_after_recovery() {
     let rows = all_rows(&manifest, true).await;
     assert_eq!(rows.len(), 201);
     assert_eq!(
-        manifest.get("k007").await.unwrap().unwrap().record.tags,
+        manifest
+            .get(&key("k007"))
+            .await
+            .unwrap()
+            .unwrap()
+            .record
+            .tags,
         ["newer"]
     );
     let stats = manifest.stats();
@@ -730,10 +755,13 @@ async fn a_removed_file_is_recreated_and_the_rows_land_in_it() {
         flushed(&manifest).await;
         assert!(f.path.exists(), "{mode:?}");
         assert!(
-            manifest.get("new").await.unwrap().is_some(),
+            manifest.get(&key("new")).await.unwrap().is_some(),
             "{mode:?}: reads follow the new file"
         );
-        assert!(manifest.get("old").await.unwrap().is_none(), "{mode:?}");
+        assert!(
+            manifest.get(&key("old")).await.unwrap().is_none(),
+            "{mode:?}"
+        );
 
         let other = open(&f.path, &config).await;
         assert_eq!(
@@ -828,7 +856,7 @@ async fn the_write_gate_is_entered_once_per_batch_and_admin_write() {
     assert_eq!(gate.entries.load(Ordering::SeqCst), 1 + 3);
 
     manifest
-        .purge(&Selector::Key("k001".into()), false)
+        .purge(&Selector::Key(key("k001")), PurgeMode::Hard)
         .await
         .unwrap();
     manifest.clear().await.unwrap();
@@ -861,7 +889,7 @@ async fn a_failing_gate_is_retried_like_a_failing_disk() {
 
     gate.failing.store(false, Ordering::SeqCst);
     flushed(&manifest).await;
-    assert!(manifest.get("k").await.unwrap().is_some());
+    assert!(manifest.get(&key("k")).await.unwrap().is_some());
     assert_eq!(manifest.stats().last_error, None);
 }
 
@@ -891,7 +919,7 @@ async fn a_full_queue_drops_new_keys_but_keeps_coalescing() {
     assert_eq!(rows.len() as u64, 100 - stats.dropped);
     assert_eq!(
         manifest
-            .get("k000")
+            .get(&key("k000"))
             .await
             .unwrap()
             .unwrap()
@@ -920,7 +948,7 @@ async fn a_replica_waits_for_the_primary_to_create_the_schema() {
         .expect("replica opens once the schema exists");
     replica.record(rec("r", "https://s.example/r", 1, &[]));
     flushed(&replica).await;
-    assert!(primary.get("r").await.unwrap().is_some());
+    assert!(primary.get(&key("r")).await.unwrap().is_some());
 
     let lonely = OpenOptions {
         schema: SchemaMode::Await {
@@ -966,7 +994,7 @@ async fn both_journal_modes_work_and_are_applied() {
         flushed(&manifest).await;
         assert_eq!(journal_mode_of(&f.path).await, expected);
         let purged = manifest
-            .purge(&Selector::Tag("t".into()), false)
+            .purge(&Selector::Tag("t".into()), PurgeMode::Hard)
             .await
             .unwrap();
         assert_eq!(purged.len(), 2, "{expected}");
@@ -1006,4 +1034,34 @@ fn the_writer_publishes_metrics() {
     ] {
         assert!(text.contains(expected), "missing {expected:?} in:\n{text}");
     }
+}
+
+#[tokio::test]
+async fn a_row_whose_key_caje_did_not_write_is_left_out_and_paging_goes_past_it() {
+    let f = fixture();
+    let manifest = open(&f.path, &config()).await;
+    record_numbered(&manifest, "k", "https://s.example/", 0..3, &[]);
+    flushed(&manifest).await;
+    // Written by hand: its key names no file (it could name any path), so no listing returns it.
+    let url = format!("sqlite://{}", f.path.display());
+    let mut conn = SqliteConnection::connect(&url).await.unwrap();
+    sqlx::query(
+        "INSERT INTO entries (key, method, url, origin, status, size, stored_at, expires_at, \
+         node, change_seq) VALUES ('../../etc/passwd', 'GET', 'https://s.example/001x', 'o', \
+         200, 1, 1, 1, 'n', 1)",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    conn.close().await.unwrap();
+    let rows = collect(
+        &manifest,
+        ListQuery {
+            order: ListOrder::Url,
+            limit: Some(1),
+            ..ListQuery::default()
+        },
+    )
+    .await;
+    assert_eq!(keys_of(&rows), set(&["k000", "k001", "k002"]));
 }

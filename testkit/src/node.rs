@@ -139,7 +139,7 @@ impl TestNode {
     /// not the node's own state files at the top of the directory).
     /// Whether this node's disk holds a file of `url` (any policy key or variant).
     pub fn holds(&self, url: &str) -> bool {
-        let keys = self.node().proxy.cache().keys_of_url(url);
+        let keys = self.node().context.cache.keys_of_url(url);
         !keys.expect("read the cache directory").is_empty()
     }
 

@@ -6,7 +6,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use caje::proxy::Body;
+use caje::body::Body;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;

@@ -18,6 +18,8 @@ tasks:
   test            install what a fresh machine lacks, then run every check and test (what CI runs)
   bench [ARGS]    release build + wrk against caje, nginx proxy_cache and Varnish (bench/bench.sh ARGS);
                   --variant NAME=TOML adds a caje with TOML appended to its config, measured alongside
+  modgraph [SRC]  print host/src's (or SRC's) module graph as layers; fails when its top-level
+                  modules form a cycle
   policies        build the policies/ workspace to wasm components and list them
 ";
 
@@ -29,6 +31,10 @@ fn main() -> ExitCode {
         "demo" => demo::run(&root()),
         "test" => test::run(&root()),
         "bench" => bench::run(&root(), &rest),
+        "modgraph" => match rest.first() {
+            Some(source) => xtask::modgraph::check(std::path::Path::new(source)),
+            None => xtask::modgraph::run(&root()),
+        },
         "policies" => xtask::policies::build_policies(&root()).map(|components| {
             for component in components {
                 println!("{}", component.display());

@@ -23,6 +23,8 @@ pub fn run(root: &Path) -> anyhow::Result<()> {
     // The image's recipe; that it agrees with fly.toml, litefs.yml and the README is tested by
     // host/tests/deploy.
     cmd(root, &hadolint, &["deploy/Dockerfile"])?;
+    // The host's top-level modules form a DAG (no import cycle); the graph is printed.
+    xtask::modgraph::run(root)?;
     cmd(
         root,
         "cargo",

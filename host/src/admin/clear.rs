@@ -26,10 +26,8 @@ pub(super) async fn clear_fs(admin: &Admin, body: Incoming) -> Reply {
     if let Err(answer) = reply::read_json::<NoOptions>(body, "{}").await {
         return answer;
     }
-    let cache = admin.proxy.cache().clone();
-    let cleared = tokio::task::spawn_blocking(move || cache.clear())
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)));
+    let cache = admin.parts.context.cache.clone();
+    let cleared = crate::sync::blocking(move || cache.clear()).await;
     match cleared {
         Ok(files) => {
             tracing::info!(files, "admin cleared this node's cache files");
@@ -47,7 +45,7 @@ pub(super) async fn clear_db(admin: &Admin, body: Incoming) -> Reply {
     if let Err(answer) = reply::read_json::<NoOptions>(body, "{}").await {
         return answer;
     }
-    let Some(manifest) = admin.proxy.manifest() else {
+    let Some(manifest) = admin.parts.context.manifest.as_ref() else {
         return reply::error(
             StatusCode::CONFLICT,
             "the manifest is disabled on this node",

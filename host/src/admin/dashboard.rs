@@ -1,5 +1,6 @@
 //! `GET /_caje/`: the dashboard, one self-contained page (inline CSS and JS, no external
 //! assets) that drives the JSON API with the token it keeps in the tab's `sessionStorage`.
+//!
 //! The page holds no data, so it is served without the token; a Content-Security-Policy
 //! allows exactly its own inline script and style and requests to this node.
 
@@ -10,7 +11,7 @@ use http::header::{self, HeaderValue};
 use sha2::{Digest, Sha256};
 
 use super::reply::{self, Reply};
-use crate::proxy::Body;
+use crate::body::Body;
 
 const TEMPLATE: &str = include_str!("dashboard.html");
 const STYLE: &str = include_str!("dashboard.css");

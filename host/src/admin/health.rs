@@ -1,16 +1,18 @@
 //! `GET /_caje/health`: whether this node works as it should (manifest writer, LiteFS role and
-//! lag, populate job and purge replay), and the counters an operator looks at first. Always 200 while the node answers; `ok` is false and `problems` says why
-//! when something is degraded (a failing manifest does not stop the node from serving).
+//! lag, populate job and purge replay), and the counters an operator looks at first.
+//!
+//! Always 200 while the node answers; `ok` is false and `problems` says why when something is
+//! degraded (a failing manifest does not stop the node from serving).
 
 use http::StatusCode;
 use serde::Serialize;
 
 use super::Admin;
-use super::prometheus::RequestCounts;
 use super::reply::{self, Reply};
 use crate::litefs::{self, Lag, Role};
 use crate::manifest::WriterStats;
 use crate::populate::PopulateStatus;
+use crate::request_counts::{self, RequestCounts};
 
 #[derive(Serialize)]
 struct Health<'a> {
@@ -52,7 +54,7 @@ struct CacheHealth {
 }
 
 pub(super) async fn health(admin: &Admin) -> Reply {
-    let manifest = admin.proxy.manifest();
+    let manifest = admin.parts.context.manifest.as_ref();
     let writer = manifest.map(|m| m.stats());
     let mut problems = Vec::new();
     if let Some(error) = writer.as_ref().and_then(|w| w.last_error.as_ref()) {
@@ -61,11 +63,15 @@ pub(super) async fn health(admin: &Admin) -> Reply {
              retried): {error}"
         ));
     }
-    let litefs = match admin.proxy.litefs() {
+    let litefs = match admin.parts.litefs.as_ref() {
         Some(database) => Some(litefs_health(database, &mut problems).await),
         None => None,
     };
-    let populate = admin.populate.as_ref().map(|populator| populator.status());
+    let populate = admin
+        .parts
+        .populate
+        .as_ref()
+        .map(|populator| populator.status());
     if let Some(error) = populate.as_ref().and_then(|p| p.purges.error.as_ref()) {
         problems.push(format!(
             "{error} (this node may serve pages purged on other nodes until it can)"
@@ -74,7 +80,7 @@ pub(super) async fn health(admin: &Admin) -> Reply {
     let health = Health {
         ok: problems.is_empty(),
         problems,
-        node: &admin.node,
+        node: &admin.parts.name,
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: admin.started.elapsed().as_secs(),
         manifest: ManifestHealth {
@@ -85,11 +91,8 @@ pub(super) async fn health(admin: &Admin) -> Reply {
         litefs,
         populate,
         cache: CacheHealth {
-            fetches_in_flight: admin.proxy.fetches_in_flight(),
-            requests: admin
-                .metrics
-                .as_ref()
-                .map(|handle| RequestCounts::from_scrape(&handle.render())),
+            fetches_in_flight: admin.parts.flights.in_flight(),
+            requests: admin.metrics.as_ref().map(|_| request_counts::snapshot()),
         },
     };
     reply::json(StatusCode::OK, &health)

@@ -17,7 +17,8 @@ use super::Admin;
 use super::query;
 use super::reply::{self, Reply};
 use super::target;
-use crate::cache::{Cache, DiskPage, EntrySummary, Key};
+use crate::cache::{Cache, DiskPage, EntrySummary};
+use crate::key::Key;
 use crate::manifest::{ListOrder, ListQuery, ManifestRow};
 
 const DEFAULT_LIMIT: usize = 100;
@@ -39,7 +40,7 @@ struct Listing {
 
 #[derive(Debug, Serialize)]
 struct Listed {
-    key: String,
+    key: Key,
     url: String,
     origin: String,
     status: u16,
@@ -73,7 +74,7 @@ struct Params {
 }
 
 pub(super) async fn list(admin: &Admin, query: &str) -> Reply {
-    let params = match Params::parse(query, admin.proxy.manifest().is_some()) {
+    let params = match Params::parse(query, admin.parts.context.manifest.is_some()) {
         Ok(params) => params,
         Err(err) => {
             return reply::error(
@@ -145,7 +146,7 @@ impl Cursor {
                 Ok(Cursor::Manifest(Some(inner.to_owned())))
             }
             Some(("d", "")) => Ok(Cursor::Disk(None)),
-            Some(("d", key)) => Key::from_file_name(key)
+            Some(("d", key)) => Key::parse(key)
                 .map(|key| Cursor::Disk(Some(key)))
                 .ok_or_else(invalid),
             _ => Err(invalid()),
@@ -159,8 +160,10 @@ async fn manifest_page(
     cursor: Option<String>,
 ) -> Result<Listing, Reply> {
     let manifest = admin
-        .proxy
-        .manifest()
+        .parts
+        .context
+        .manifest
+        .as_ref()
         .expect("manifest cursors are only parsed with a manifest");
     let query = ListQuery {
         prefix: params.prefix.clone(),
@@ -181,12 +184,12 @@ async fn manifest_page(
             "this node's own files can still be listed with cursor=d.",
         )
     })?;
-    let keys: Vec<String> = page.rows.iter().map(|r| r.record.key.clone()).collect();
-    let on_disk = blocking(admin.proxy.cache().clone(), move |cache| {
+    let keys: Vec<Key> = page.rows.iter().map(|r| r.record.key.clone()).collect();
+    let on_disk = blocking(admin.parts.context.cache.clone(), move |cache| {
         Ok(keys
             .into_iter()
-            .filter(|key| Key::from_file_name(key).is_some_and(|key| cache.has_key(&key)))
-            .collect::<HashSet<String>>())
+            .filter(|key| cache.has_key(key))
+            .collect::<HashSet<Key>>())
     })
     .await?;
     let now = SystemTime::now();
@@ -210,7 +213,7 @@ async fn manifest_page(
 
 async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result<Listing, Reply> {
     let limit = params.limit;
-    let page: DiskPage = blocking(admin.proxy.cache().clone(), move |cache| {
+    let page: DiskPage = blocking(admin.parts.context.cache.clone(), move |cache| {
         cache.scan(after.as_ref(), limit)
     })
     .await?;
@@ -228,8 +231,8 @@ async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result
     // file is listed with `in_manifest` unknown rather than none at all.
     let mut in_manifest = Some(false);
     let mut manifest_error = None;
-    if let Some(manifest) = admin.proxy.manifest() {
-        let keys: Vec<String> = entries.iter().map(|e| e.key.clone()).collect();
+    if let Some(manifest) = admin.parts.context.manifest.as_ref() {
+        let keys: Vec<Key> = entries.iter().map(|e| e.key.clone()).collect();
         match manifest.existing_keys(&keys).await {
             Ok(known) => entries.retain(|entry| !known.contains(&entry.key)),
             Err(err) => {
@@ -242,7 +245,7 @@ async fn disk_page(admin: &Admin, params: &Params, after: Option<Key>) -> Result
         source: "disk",
         entries: entries
             .into_iter()
-            .map(|entry| from_disk(entry, in_manifest, &admin.node))
+            .map(|entry| from_disk(entry, in_manifest, &admin.parts.name))
             .collect(),
         next: page.last.map(|key| format!("d.{key}")),
         manifest_error,
@@ -254,9 +257,8 @@ async fn blocking<T: Send + 'static>(
     cache: Cache,
     work: impl FnOnce(&Cache) -> std::io::Result<T> + Send + 'static,
 ) -> Result<T, Reply> {
-    tokio::task::spawn_blocking(move || work(&cache))
+    crate::sync::blocking(move || work(&cache))
         .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)))
         .map_err(|err| {
             reply::error(
                 StatusCode::INTERNAL_SERVER_ERROR,

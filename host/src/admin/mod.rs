@@ -32,18 +32,30 @@ pub use prometheus::install as install_metrics;
 pub use reply::Reply;
 pub use router::{PREFIX, Route, owns, routes};
 
-use crate::config::Config;
+use crate::litefs;
+use crate::node::NodeContext;
 use crate::populate::Populator;
-use crate::proxy::Proxy;
+use crate::proxy::Flights;
+
+/// What the admin API reports on and acts on.
+pub struct AdminParts {
+    /// The node's cache, manifest and policies.
+    pub context: Arc<NodeContext>,
+    /// The node's name, as the manifest's `node` column has it.
+    pub name: String,
+    pub flights: Flights,
+    /// Present whenever the manifest is.
+    pub populate: Option<Populator>,
+    /// The manifest's database on LiteFS, `None` when it is not on a LiteFS mount (health
+    /// reports its role and lag).
+    pub litefs: Option<litefs::Database>,
+}
 
 /// The admin API of one node.
 pub struct Admin {
-    proxy: Arc<Proxy>,
-    /// Present whenever the manifest is.
-    populate: Option<Populator>,
+    parts: AdminParts,
     auth: Auth,
     metrics: Option<PrometheusHandle>,
-    node: String,
     started: Instant,
     public_health: bool,
 }
@@ -51,29 +63,19 @@ pub struct Admin {
 impl Admin {
     /// Reads the token (a missing or empty token file is an error here, at start) and, when
     /// `[admin] metrics` is on, installs the process's Prometheus recorder.
-    pub fn new(
-        config: &Config,
-        proxy: Arc<Proxy>,
-        populate: Option<Populator>,
-    ) -> Result<Admin, TokenError> {
-        let auth = Auth::from_config(&config.admin)?;
-        let metrics = if config.admin.metrics {
+    pub fn new(config: &AdminConfig, parts: AdminParts) -> Result<Admin, TokenError> {
+        let auth = Auth::from_config(config)?;
+        let metrics = if config.metrics {
             install_metrics()
         } else {
             None
         };
-        let node = match proxy.manifest() {
-            Some(manifest) => manifest.node().to_owned(),
-            None => crate::manifest::node_name(config.manifest.node.as_deref()),
-        };
         Ok(Admin {
-            proxy,
-            populate,
+            parts,
             auth,
             metrics,
-            node,
             started: Instant::now(),
-            public_health: config.admin.public_health,
+            public_health: config.public_health,
         })
     }
 

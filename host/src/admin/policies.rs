@@ -14,6 +14,6 @@ struct PolicyList {
 }
 
 pub(super) fn policies(admin: &Admin) -> Reply {
-    let modules = admin.proxy.policies().status();
+    let modules = admin.parts.context.policies.status();
     reply::json(StatusCode::OK, &PolicyList { modules })
 }

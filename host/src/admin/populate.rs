@@ -1,6 +1,7 @@
-//! `POST /_caje/populate`: one synchronous pass of [`crate::populate`] over the manifest, with
-//! an optional URL prefix and fetch limit, under the background job's limits (concurrency,
-//! origin pace and pauses); answers with the pass's report.
+//! `POST /_caje/populate`: one synchronous pass of [`crate::populate`] over the manifest (an
+//! optional URL prefix and fetch limit), answered with the pass's report.
+//!
+//! The pass shares the background job's limits: concurrency, origin pace and pauses.
 
 use http::StatusCode;
 use hyper::body::Incoming;
@@ -35,7 +36,7 @@ pub(super) async fn populate(admin: &Admin, body: Incoming) -> Reply {
         Ok(prefix) => prefix,
         Err(err) => return reply::error(StatusCode::BAD_REQUEST, &err, &format!("send {EXAMPLE}")),
     };
-    let Some(populator) = &admin.populate else {
+    let Some(populator) = &admin.parts.populate else {
         return reply::error(
             StatusCode::CONFLICT,
             "the manifest is disabled on this node, so there is nothing to populate from",

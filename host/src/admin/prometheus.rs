@@ -1,17 +1,19 @@
 //! Prometheus metrics: the process-wide recorder (installed once, shared by every node in the
-//! process), deliberate histogram buckets, descriptions, and counters read back for health.
+//! process), its histogram buckets and descriptions, and `GET /_caje/metrics`.
+//!
+//! The request counters are copied in from their atomics (`request_counts`) when scraped.
 
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use metrics::{Unit, counter, describe_counter, describe_gauge, describe_histogram};
+use http::StatusCode;
+use metrics::{Unit, describe_counter, describe_gauge, describe_histogram};
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
-use serde::Serialize;
 
 use super::Admin;
 use super::reply::{self, Reply};
-use crate::proxy::Body;
-use http::StatusCode;
+use crate::body::Body;
+use crate::request_counts;
 
 /// Origin response-head latency: from 1 ms (an origin in the same region) to 30 s, the default
 /// `read_timeout`, with enough steps in between to tell a slow origin from a timing-out one.
@@ -31,8 +33,6 @@ const HALT_SECONDS: [f64; 16] = [
 ];
 /// How often buffered histogram samples are folded into their buckets (bounds their memory).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
-/// The cache verdicts counted in `caje_requests_total{cache}`.
-const VERDICTS: [&str; 4] = ["hit", "stale", "miss", "bypass"];
 
 static RECORDER: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -88,9 +88,7 @@ fn describe() {
         "Client requests by cache verdict: hit (fresh), stale (served stale, refreshed in the \
          background), miss (went to the origin, revalidations included), bypass (passed through)"
     );
-    for verdict in VERDICTS {
-        counter!("caje_requests_total", "cache" => verdict).increment(0);
-    }
+    request_counts::publish();
     describe_counter!(
         "caje_coalesced_requests_total",
         "Requests that waited for another request's origin fetch of the same key"
@@ -105,6 +103,11 @@ fn describe() {
         "Time until an origin's response head, per origin"
     );
     describe_counter!("caje_cache_fills_total", "Responses stored in the cache");
+    describe_counter!(
+        "caje_responses_not_stored_total",
+        "Origin responses to cacheable requests that were not stored, by reason (the \
+         `Cache-Status` detail: no-store, private, policy, too-large, …)"
+    );
     describe_counter!(
         "caje_connections_refused_total",
         "Client connections refused because [server] max_connections were open"
@@ -180,100 +183,19 @@ fn describe() {
 /// `GET /_caje/metrics`: the Prometheus text exposition of the process's metrics.
 pub(super) fn scrape(admin: &Admin) -> Reply {
     match &admin.metrics {
-        Some(handle) => reply::with_type(
-            StatusCode::OK,
-            "text/plain; version=0.0.4; charset=utf-8",
-            Body::full(handle.render()),
-        ),
+        Some(handle) => {
+            request_counts::publish();
+            reply::with_type(
+                StatusCode::OK,
+                "text/plain; version=0.0.4; charset=utf-8",
+                Body::full(handle.render()),
+            )
+        }
         None => reply::error(
             StatusCode::SERVICE_UNAVAILABLE,
             "metrics are not recorded on this node",
             "set [admin] metrics = true (if it is, another metrics recorder was installed in \
              this process first)",
         ),
-    }
-}
-
-/// The request counters as health reports them.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RequestCounts {
-    pub hit: u64,
-    pub stale: u64,
-    pub miss: u64,
-    pub bypass: u64,
-    pub coalesced: u64,
-    /// (hit + stale) / (hit + stale + miss): the share of cacheable requests answered from the
-    /// cache. `None` before the first cacheable request.
-    pub hit_ratio: Option<f64>,
-}
-
-impl RequestCounts {
-    /// Reads the counters from a rendered scrape.
-    pub fn from_scrape(text: &str) -> RequestCounts {
-        let verdict = |name| sample(text, "caje_requests_total", Some(("cache", name)));
-        let (hit, stale, miss) = (verdict("hit"), verdict("stale"), verdict("miss"));
-        let served = hit + stale;
-        RequestCounts {
-            hit,
-            stale,
-            miss,
-            bypass: verdict("bypass"),
-            coalesced: sample(text, "caje_coalesced_requests_total", None),
-            hit_ratio: (served + miss > 0).then(|| served as f64 / (served + miss) as f64),
-        }
-    }
-}
-
-/// The sum of a counter's samples in Prometheus text, optionally only those with one label value.
-fn sample(text: &str, name: &str, label: Option<(&str, &str)>) -> u64 {
-    text.lines()
-        .filter(|line| !line.starts_with('#'))
-        .filter_map(|line| {
-            let rest = line.strip_prefix(name)?;
-            let (labels, value) = match rest.strip_prefix('{') {
-                Some(labelled) => labelled.split_once('}')?,
-                None => ("", rest),
-            };
-            if !value.starts_with(' ') {
-                return None;
-            }
-            let wanted = label.is_none_or(|(key, wanted)| {
-                labels.split(',').any(|pair| {
-                    pair.split_once('=')
-                        .is_some_and(|(k, v)| k == key && v.trim_matches('"') == wanted)
-                })
-            });
-            wanted.then(|| value.trim().parse::<f64>().ok())?
-        })
-        .map(|value| value as u64)
-        .sum()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn counters_are_read_back_from_a_scrape() {
-        let text = "# HELP caje_requests_total requests\n\
-                    # TYPE caje_requests_total counter\n\
-                    caje_requests_total{cache=\"hit\"} 6\n\
-                    caje_requests_total{cache=\"miss\"} 2\n\
-                    caje_requests_total{cache=\"stale\"} 2\n\
-                    caje_requests_total_other{cache=\"hit\"} 99\n\
-                    caje_coalesced_requests_total 3\n";
-        let counts = RequestCounts::from_scrape(text);
-        assert_eq!(
-            (
-                counts.hit,
-                counts.miss,
-                counts.stale,
-                counts.bypass,
-                counts.coalesced
-            ),
-            (6, 2, 2, 0, 3)
-        );
-        assert_eq!(counts.hit_ratio, Some(0.8));
-        assert_eq!(RequestCounts::from_scrape("").hit_ratio, None);
     }
 }

@@ -1,6 +1,7 @@
-//! `POST /_caje/purge`: drops pages by URL, URL prefix or tag from both sides, the shared
-//! manifest and this node's files, or (`"soft": true`) marks them stale so the next request
-//! revalidates. The answer says what each side did; a side that failed is named, never hidden.
+//! `POST /_caje/purge`: drops pages by URL, URL prefix or tag from the shared manifest and this
+//! node's files (hard), or marks them stale so the next request revalidates (soft).
+//!
+//! The answer says what each side did; a side that failed is named, never hidden.
 //!
 //! The manifest goes first: its purge returns exactly the rows it touched, which name the files
 //! to remove for a prefix or tag. A URL names its files itself, so a URL purge still reaches
@@ -19,6 +20,8 @@ use super::target;
 use crate::cache::{Cache, PurgeTargets};
 use crate::manifest::Selector;
 use crate::populate;
+use crate::purge_mode::PurgeMode;
+use crate::sync::blocking;
 
 const EXAMPLE: &str = r#"{"url": "http://example.com/page"}, {"prefix": "http://example.com/blog/", "soft": true} or {"tag": "product-42"}"#;
 
@@ -86,7 +89,7 @@ pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
         Ok(request) => request,
         Err(answer) => return answer,
     };
-    let soft = request.soft;
+    let mode = PurgeMode::soft_if(request.soft);
     let selector = match request.selector() {
         Ok(selector) => selector,
         Err(err) => {
@@ -97,22 +100,22 @@ pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
             );
         }
     };
-    let manifest_result = match admin.proxy.manifest() {
-        Some(manifest) => Some(manifest.purge(&selector, soft).await),
+    let manifest_result = match admin.parts.context.manifest.as_ref() {
+        Some(manifest) => Some(manifest.purge(&selector, mode).await),
         None => None,
     };
-    let cache = admin.proxy.cache();
+    let cache = &admin.parts.context.cache;
     let files = match (&selector, &manifest_result) {
         // A URL names its files itself: they go also when the manifest failed.
-        (Selector::Url(_), _) => purge_files(cache, populate::files_of(&selector, &[]), soft).await,
-        (_, Some(Ok(rows))) => purge_files(cache, populate::files_of(&selector, rows), soft).await,
+        (Selector::Url(_), _) => purge_files(cache, populate::files_of(&selector, &[]), mode).await,
+        (_, Some(Ok(rows))) => purge_files(cache, populate::files_of(&selector, rows), mode).await,
         (_, Some(Err(_))) => FilesSide::NotAttempted {
             reason: "the pages to purge come from the manifest, which failed; nothing was \
                      removed from this node, retry once the manifest is writable"
                 .into(),
         },
         (_, None) => match disk_targets(cache, &selector).await {
-            Ok(targets) => purge_files(cache, targets, soft).await,
+            Ok(targets) => purge_files(cache, targets, mode).await,
             Err(err) => FilesSide::Failed {
                 files: 0,
                 failed: 0,
@@ -140,12 +143,14 @@ pub(super) async fn purge(admin: &Admin, body: Incoming) -> Reply {
         _ if did_something => StatusCode::MULTI_STATUS,
         _ => StatusCode::INTERNAL_SERVER_ERROR,
     };
-    let (kind, value) = describe(&selector);
     reply::json(
         status,
         &PurgeAnswer {
-            selector: SelectorJson { kind, value },
-            soft,
+            selector: SelectorJson {
+                kind: selector.kind(),
+                value: selector.value().to_owned(),
+            },
+            soft: mode.is_soft(),
             manifest,
             files,
         },
@@ -176,22 +181,12 @@ impl PurgeRequest {
     }
 }
 
-fn describe(selector: &Selector) -> (&'static str, String) {
-    match selector {
-        Selector::Key(v) => ("key", v.clone()),
-        Selector::Url(v) => ("url", v.clone()),
-        Selector::Prefix(v) => ("prefix", v.clone()),
-        Selector::Tag(v) => ("tag", v.clone()),
-    }
-}
-
 /// Without a manifest, the pages of a prefix or tag are found by reading every head on disk.
 async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<PurgeTargets> {
     let cache = cache.clone();
     let selector = selector.clone();
-    let entries = tokio::task::spawn_blocking(move || cache.scan(None, usize::MAX))
-        .await
-        .unwrap_or_else(|join| Err(std::io::Error::other(join)))?
+    let entries = blocking(move || cache.scan(None, usize::MAX))
+        .await?
         .entries;
     Ok(match &selector {
         Selector::Prefix(prefix) => PurgeTargets::Urls(
@@ -213,8 +208,8 @@ async fn disk_targets(cache: &Cache, selector: &Selector) -> std::io::Result<Pur
 }
 
 /// Removes (or, soft, expires) the targets' files, carrying on past failures and counting them.
-async fn purge_files(cache: &Cache, targets: PurgeTargets, soft: bool) -> FilesSide {
-    let tally = cache.purge(targets, soft).await;
+async fn purge_files(cache: &Cache, targets: PurgeTargets, mode: PurgeMode) -> FilesSide {
+    let tally = cache.purge(targets, mode).await;
     match tally.first_error {
         None => FilesSide::Done { files: tally.files },
         Some(err) => FilesSide::Failed {

@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::proxy::Body;
+use crate::body::Body;
 
 pub type Reply = Response<Body>;
 

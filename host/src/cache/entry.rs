@@ -3,7 +3,7 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use http::{HeaderMap, HeaderName, HeaderValue};
+use http::HeaderMap;
 use http_cache_semantics::CachePolicy;
 use serde::{Deserialize, Serialize};
 use xxhash_rust::xxh3::xxh3_64;
@@ -34,8 +34,10 @@ pub struct EntryHead {
     /// Name of the origin it came from.
     pub origin: String,
     pub status: u16,
-    /// Response headers to serve (hop-by-hop headers already removed).
-    pub headers: Vec<(String, serde_bytes::ByteBuf)>,
+    /// Response headers to serve (hop-by-hop headers already removed); on disk a list of
+    /// (name, bytes) pairs, converted once when the entry is encoded or decoded.
+    #[serde(with = "header_list")]
+    pub headers: HeaderMap,
     /// Built from the filtered canonical request: no Cookie or Authorization reaches the disk.
     pub policy: CachePolicy,
     pub timeline: Timeline,
@@ -116,19 +118,6 @@ impl EntryHead {
     pub fn vary_names(&self) -> Vec<String> {
         self.vary.iter().map(|(name, _)| name.clone()).collect()
     }
-
-    /// The stored headers as a map; entries whose headers do not parse were never written by caje.
-    pub fn header_map(&self) -> Result<HeaderMap, EntryError> {
-        let mut map = HeaderMap::with_capacity(self.headers.len() + 3);
-        for (name, value) in &self.headers {
-            let name = HeaderName::from_bytes(name.as_bytes())
-                .map_err(|_| EntryError::Corrupt("header name"))?;
-            let value =
-                HeaderValue::from_bytes(value).map_err(|_| EntryError::Corrupt("header value"))?;
-            map.append(name, value);
-        }
-        Ok(map)
-    }
 }
 
 /// Why a file is not a usable entry. Every variant means: treat as a miss and remove the file.
@@ -142,6 +131,37 @@ pub enum EntryError {
     Corrupt(&'static str),
     #[error("entry checksum mismatch")]
     Checksum,
+}
+
+/// A header map as the entry format has always written it: a list of (name, value bytes)
+/// pairs. A name or value that does not parse was never written by caje: the entry is corrupt.
+mod header_list {
+    use http::{HeaderMap, HeaderName, HeaderValue};
+    use serde::ser::SerializeSeq;
+    use serde::{Deserialize, Deserializer, Serializer};
+    use serde_bytes::{ByteBuf, Bytes};
+
+    pub fn serialize<S: Serializer>(headers: &HeaderMap, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut list = serializer.serialize_seq(Some(headers.len()))?;
+        for (name, value) in headers {
+            list.serialize_element(&(name.as_str(), Bytes::new(value.as_bytes())))?;
+        }
+        list.end()
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<HeaderMap, D::Error> {
+        use serde::de::Error;
+        let list = Vec::<(String, ByteBuf)>::deserialize(deserializer)?;
+        let mut headers = HeaderMap::with_capacity(list.len() + 3);
+        for (name, value) in list {
+            let name = HeaderName::from_bytes(name.as_bytes())
+                .map_err(|_| D::Error::custom("corrupt entry: header name"))?;
+            let value = HeaderValue::from_bytes(&value)
+                .map_err(|_| D::Error::custom("corrupt entry: header value"))?;
+            headers.append(name, value);
+        }
+        Ok(headers)
+    }
 }
 
 /// Encodes the bytes that follow the body.

@@ -1,5 +1,6 @@
-//! A body on its way from the origin into the store, readable by any number of clients meanwhile.
-//! Readers tail the temp file, so memory stays bounded however large the body and however slow a reader.
+//! A body on its way from the origin into the store, readable by any number of clients
+//! meanwhile: readers tail the temp file, so memory stays bounded however slow a reader.
+//!
 //! When the store fails mid-body (disk full, file system gone read-only), the rest of the body
 //! is kept in memory instead (up to `memory_max_object`), so the clients already reading it
 //! still get all of it; such a fill is never published.
@@ -15,8 +16,9 @@ use futures_util::Stream;
 use tokio::sync::watch;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::Key;
 use super::entry::MAGIC;
+use crate::key::Key;
+use crate::sync::lock;
 
 const READ_CHUNK: u64 = 256 << 10;
 
@@ -125,17 +127,14 @@ impl FillWriter {
     }
 
     fn spilling(&self) -> bool {
-        self.spill
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .is_some()
+        lock(&self.spill).is_some()
     }
 
     /// The store failed: readers keep reading what was written from the open file, the rest
     /// comes from memory. The file's name goes now, giving its space back.
     fn begin_spill(&mut self, err: io::Error) {
         let _ = std::fs::remove_file(&self.temp);
-        *self.spill.lock().unwrap_or_else(|e| e.into_inner()) = Some(Spill {
+        *lock(&self.spill) = Some(Spill {
             start: self.written,
             bytes: BytesMut::new(),
         });
@@ -143,7 +142,7 @@ impl FillWriter {
     }
 
     fn spill(&mut self, chunk: &[u8]) -> io::Result<()> {
-        let mut spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let mut spill = lock(&self.spill);
         let spill = spill.as_mut().expect("spilling");
         if (spill.bytes.len() + chunk.len()) as u64 > self.memory_max {
             return Err(io::Error::other(
@@ -251,7 +250,7 @@ impl FillHandle {
 
     /// Up to `READ_CHUNK` bytes from body offset `offset`, which is below `available`.
     fn read(&self, offset: u64, available: u64) -> io::Result<Bytes> {
-        let spill = self.spill.lock().unwrap_or_else(|e| e.into_inner());
+        let spill = lock(&self.spill);
         let in_file = spill.as_ref().map_or(available, |s| s.start.min(available));
         if offset < in_file {
             drop(spill);
@@ -280,13 +279,12 @@ pub fn file_stream(
                 return None;
             }
             let len = (end - offset).min(READ_CHUNK) as usize;
-            let read = tokio::task::spawn_blocking(move || {
+            let read = crate::sync::blocking(move || {
                 let mut buffer = vec![0u8; len];
                 file.read_exact_at(&mut buffer, offset)
                     .map(|()| Bytes::from(buffer))
             })
-            .await
-            .unwrap_or_else(|join| Err(io::Error::other(join)));
+            .await;
             match read {
                 Ok(chunk) => Some((Ok(chunk), offset + len as u64)),
                 Err(err) => Some((Err(err), end)),

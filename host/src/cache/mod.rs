@@ -2,13 +2,13 @@
 //! It never touches the network: the proxy hands it request headers and origin response heads.
 
 mod assess;
+mod config;
 pub mod detach;
 mod entry;
 mod fill;
 mod freshness;
 #[cfg(test)]
 mod fuzz;
-mod key;
 mod memory;
 mod purge;
 mod report;
@@ -27,20 +27,22 @@ use bytes::Bytes;
 use futures_util::Stream;
 use http::HeaderMap;
 
-use crate::config::CacheConfig;
 pub use assess::{Assessment, assess, cache_options};
+pub use config::CacheConfig;
 pub use entry::{
     EntryError, EntryHead, Record, Timeline, Windows, decode as decode_entry,
     encode as encode_entry,
 };
 pub use fill::{FillError, FillHandle, FillWriter};
 pub use freshness::{Freshness, default_windows, evaluate, only_if_cached, within_stale_if_error};
-pub use key::{Key, url_digest};
 use memory::{MemoryIndex, Slot};
 pub use purge::{PurgeTally, PurgeTargets};
-pub use storable::{NotStorable, persisted_request, shared_with_authorization, vary_names};
+pub use storable::{NotStored, persisted_request, shared_with_authorization, vary_names};
 use store::{DiskStore, Loaded};
 pub use stored::{Entry, StoredBody};
+
+use crate::key::{Key, url_digest};
+use crate::sync::blocking;
 
 /// One page of [`Cache::scan`].
 #[derive(Debug, Default)]
@@ -68,7 +70,7 @@ struct Inner {
 /// One entry as listed for operators.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct EntrySummary {
-    pub key: String,
+    pub key: Key,
     pub url: String,
     pub origin: String,
     pub status: u16,
@@ -163,13 +165,12 @@ impl Cache {
         };
         let inner = self.inner.clone();
         let owned_key = key.clone();
-        let loaded = tokio::task::spawn_blocking(move || {
+        let loaded = blocking(move || {
             inner
                 .store
                 .load_opened(&owned_key, &file, inner.config.memory_max_object.0)
         })
-        .await
-        .unwrap_or_else(|join| Err(io::Error::other(join)));
+        .await;
         let slot = match loaded {
             Ok(Some(Loaded::Entry(entry))) => Slot::Entry(Arc::from(entry)),
             Ok(Some(Loaded::Vary(names))) => Slot::Vary(names.into()),
@@ -265,11 +266,9 @@ impl Cache {
                 }
             }
         };
-        let headers = head.header_map().map_err(io::Error::other)?;
         let entry = Arc::new(Entry {
             key: writer.key.clone(),
             head,
-            headers,
             body,
         });
         self.inner
@@ -380,7 +379,7 @@ impl Cache {
             scanned += 1;
             match store.load_head(&key) {
                 Ok(Some(Record::Response(head))) => page.entries.push(EntrySummary {
-                    key: key.to_string(),
+                    key: key.clone(),
                     url: head.url,
                     origin: head.origin,
                     status: head.status,

@@ -5,7 +5,10 @@ use std::collections::BTreeSet;
 use std::io;
 use std::time::SystemTime;
 
-use super::{Cache, Key};
+use super::Cache;
+use crate::key::Key;
+use crate::purge_mode::PurgeMode;
+use crate::sync::blocking;
 
 /// The files a purge reaches on this node.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -13,8 +16,8 @@ pub enum PurgeTargets {
     /// Every file of each canonical URL (variants and vary record included): a URL or prefix
     /// purge takes whole URLs.
     Urls(BTreeSet<String>),
-    /// Exactly these keys (file names), as a tag marks single variants.
-    Keys(BTreeSet<String>),
+    /// Exactly these keys, as a tag marks single variants.
+    Keys(BTreeSet<Key>),
 }
 
 /// What a purge did to this node's files; it carries on past failures and counts them.
@@ -27,6 +30,13 @@ pub struct PurgeTally {
 }
 
 impl PurgeTally {
+    /// The tally of work that failed as a whole.
+    fn of_error(err: io::Error) -> PurgeTally {
+        let mut tally = PurgeTally::default();
+        tally.add(Err(err));
+        tally
+    }
+
     fn add(&mut self, result: io::Result<usize>) {
         match result {
             Ok(n) => self.files += n,
@@ -39,29 +49,22 @@ impl PurgeTally {
 }
 
 impl Cache {
-    /// Removes the targets' files, or with `soft` expires their responses so that the next
+    /// Removes the targets' files (hard), or expires their responses (soft) so that the next
     /// request revalidates them.
-    pub async fn purge(&self, targets: PurgeTargets, soft: bool) -> PurgeTally {
+    pub async fn purge(&self, targets: PurgeTargets, mode: PurgeMode) -> PurgeTally {
         let cache = self.clone();
-        if soft {
-            let keys = tokio::task::spawn_blocking(move || cache.keys_of(targets)).await;
-            let (keys, mut tally) = keys.unwrap_or_else(|join| {
-                let mut tally = PurgeTally::default();
-                tally.add(Err(io::Error::other(join)));
-                (Vec::new(), tally)
-            });
+        if mode.is_soft() {
+            let keys = blocking(move || Ok(cache.keys_of(targets))).await;
+            let (keys, mut tally) =
+                keys.unwrap_or_else(|err| (Vec::new(), PurgeTally::of_error(err)));
             for key in keys {
                 tally.add(self.expire(&key, SystemTime::now()).await.map(usize::from));
             }
             return tally;
         }
-        tokio::task::spawn_blocking(move || cache.remove_all(targets))
+        blocking(move || Ok(cache.remove_all(targets)))
             .await
-            .unwrap_or_else(|join| {
-                let mut tally = PurgeTally::default();
-                tally.add(Err(io::Error::other(join)));
-                tally
-            })
+            .unwrap_or_else(PurgeTally::of_error)
     }
 
     fn remove_all(&self, targets: PurgeTargets) -> PurgeTally {
@@ -73,8 +76,8 @@ impl Cache {
                 }
             }
             PurgeTargets::Keys(keys) => {
-                for key in keys.iter().filter_map(|k| Key::from_file_name(k)) {
-                    tally.add(self.remove(&key).map(usize::from));
+                for key in &keys {
+                    tally.add(self.remove(key).map(usize::from));
                 }
             }
         }
@@ -86,9 +89,7 @@ impl Cache {
     fn keys_of(&self, targets: PurgeTargets) -> (Vec<Key>, PurgeTally) {
         let mut tally = PurgeTally::default();
         let keys = match targets {
-            PurgeTargets::Keys(keys) => {
-                keys.iter().filter_map(|k| Key::from_file_name(k)).collect()
-            }
+            PurgeTargets::Keys(keys) => keys.into_iter().collect(),
             PurgeTargets::Urls(urls) => urls
                 .iter()
                 .filter_map(|url| match self.keys_of_url(url) {

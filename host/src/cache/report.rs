@@ -1,23 +1,21 @@
-//! Store failures as the operator sees them: every one counted in
-//! `caje_cache_store_errors_total{op}`, logged at most once per interval (a full or read-only
-//! disk fails every miss; the log must stay readable), with what to do about it.
+//! Store failures as the operator sees them: each one counted in
+//! `caje_cache_store_errors_total{op}`, and logged with what to do about it.
+//!
+//! Logged at most once per interval: a full or read-only disk fails every miss, and the log
+//! must stay readable.
 
 use std::io;
 use std::time::Instant;
 
 use super::Cache;
+use crate::sync::lock;
 
 impl Cache {
     /// Counts a failed store operation (`op`: create, write, commit, revalidate, read) and
     /// warns about it unless a warning went out recently. The response is served regardless.
     pub fn store_failed(&self, op: &'static str, url: &str, err: &io::Error) {
         metrics::counter!("caje_cache_store_errors_total", "op" => op).increment(1);
-        let admitted = self
-            .inner
-            .warnings
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .admit(Instant::now());
+        let admitted = lock(&self.inner.warnings).admit(Instant::now());
         if let Some(skipped) = admitted {
             tracing::warn!(
                 op,

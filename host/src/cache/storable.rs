@@ -1,40 +1,79 @@
-//! Whether a response may be stored: http-cache-semantics' verdict plus caje's shared-cache rules
-//! (never 206, never `Vary: *`, no Set-Cookie, no answer to a Cookie request unless explicitly shared).
+//! Whether a response may be stored under HTTP's rules: http-cache-semantics' verdict plus
+//! caje's shared-cache rules, each refusal a [`NotStored`] reason.
+//!
+//! Beyond RFC 9111: never 206, never `Vary: *`, no Set-Cookie, no answer to a Cookie request
+//! unless explicitly shared.
 
 use std::time::Duration;
 
 use http::header::{self, HeaderMap};
-use http::{StatusCode, request, response};
+use http::{Method, StatusCode, request, response};
 use http_cache_semantics::CachePolicy;
 
 use super::detach;
 use super::freshness::Directives;
 
-/// Why a response is not stored (the host's default verdict; a policy may still override it).
+/// Why a response is not stored: the host's HTTP caching rules (`check`), a policy's verdict,
+/// or a body that outgrew `max_object_size`. `proxy::decide_store` is where they meet; the
+/// reason travels to `Cache-Status: detail` and the `caje_responses_not_stored_total` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotStorable {
-    /// no-store, private, an uncacheable status or method, Authorization without permission (RFC 9111 §3).
-    Semantics,
+pub enum NotStored {
+    /// `no-store` in the request or the response.
+    NoStore,
+    /// The request method is not cacheable (RFC 9111 §3).
+    Method,
+    /// `private`: caje is a shared cache.
+    Private,
+    /// The request carried `Authorization` and the response did not allow sharing it (RFC 9111 §3.5).
+    Authorization,
+    /// A status that is not cacheable without explicit freshness, or not understood.
+    Status,
     PartialContent,
     VaryStar,
     SetCookie,
     /// The request carried a Cookie and the response did not say `public` or `s-maxage`.
-    CookieRequest,
+    Cookie,
     TooLarge,
     /// Neither fresh for any time nor revalidatable: storing it would never save an origin request.
-    Useless,
+    NoFreshness,
+    /// The policies' verdict said not to store it.
+    Policy,
 }
 
-impl NotStorable {
+impl NotStored {
+    /// The reason as a token, for `Cache-Status: detail` and metric labels.
     pub fn as_str(self) -> &'static str {
         match self {
-            NotStorable::Semantics => "not storable under RFC 9111",
-            NotStorable::PartialContent => "partial content",
-            NotStorable::VaryStar => "Vary: *",
-            NotStorable::SetCookie => "Set-Cookie",
-            NotStorable::CookieRequest => "request had Cookie",
-            NotStorable::TooLarge => "larger than max_object_size",
-            NotStorable::Useless => "no freshness and no validator",
+            NotStored::NoStore => "no-store",
+            NotStored::Method => "method",
+            NotStored::Private => "private",
+            NotStored::Authorization => "authorization",
+            NotStored::Status => "status",
+            NotStored::PartialContent => "partial-content",
+            NotStored::VaryStar => "vary-star",
+            NotStored::SetCookie => "set-cookie",
+            NotStored::Cookie => "cookie",
+            NotStored::TooLarge => "too-large",
+            NotStored::NoFreshness => "no-freshness",
+            NotStored::Policy => "policy",
+        }
+    }
+
+    /// The reason in words, for logs and `caje policy test`.
+    pub fn describe(self) -> &'static str {
+        match self {
+            NotStored::NoStore => "no-store",
+            NotStored::Method => "method not cacheable",
+            NotStored::Private => "private (caje is a shared cache)",
+            NotStored::Authorization => "request had Authorization",
+            NotStored::Status => "status not cacheable without explicit freshness",
+            NotStored::PartialContent => "partial content",
+            NotStored::VaryStar => "Vary: *",
+            NotStored::SetCookie => "Set-Cookie",
+            NotStored::Cookie => "request had Cookie",
+            NotStored::TooLarge => "larger than max_object_size",
+            NotStored::NoFreshness => "no freshness and no validator",
+            NotStored::Policy => "a policy said so",
         }
     }
 
@@ -43,7 +82,7 @@ impl NotStorable {
     pub fn binds_policies(self) -> bool {
         matches!(
             self,
-            NotStorable::PartialContent | NotStorable::VaryStar | NotStorable::TooLarge
+            NotStored::PartialContent | NotStored::VaryStar | NotStored::TooLarge
         )
     }
 }
@@ -55,21 +94,21 @@ pub fn check(
     policy: &CachePolicy,
     ttl: Duration,
     max_object_size: u64,
-) -> Result<(), NotStorable> {
+) -> Result<(), NotStored> {
     if response.status == StatusCode::PARTIAL_CONTENT {
-        return Err(NotStorable::PartialContent);
+        return Err(NotStored::PartialContent);
     }
     if vary_names(&response.headers).is_none() {
-        return Err(NotStorable::VaryStar);
+        return Err(NotStored::VaryStar);
     }
     if !policy.is_storable() {
-        return Err(NotStorable::Semantics);
+        return Err(semantics_reason(request, response));
     }
     if response.headers.contains_key(header::SET_COOKIE) {
-        return Err(NotStorable::SetCookie);
+        return Err(NotStored::SetCookie);
     }
     if request.headers.contains_key(header::COOKIE) && !explicitly_shared(&response.headers) {
-        return Err(NotStorable::CookieRequest);
+        return Err(NotStored::Cookie);
     }
     let declared_len = response
         .headers
@@ -77,14 +116,34 @@ pub fn check(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared_len.is_some_and(|len| len > max_object_size) {
-        return Err(NotStorable::TooLarge);
+        return Err(NotStored::TooLarge);
     }
     let has_validator = response.headers.contains_key(header::ETAG)
         || response.headers.contains_key(header::LAST_MODIFIED);
     if ttl.is_zero() && !has_validator {
-        return Err(NotStorable::Useless);
+        return Err(NotStored::NoFreshness);
     }
     Ok(())
+}
+
+/// Which of RFC 9111 §3's conditions a response that http-cache-semantics will not store
+/// fails, in the order an operator would look for them.
+fn semantics_reason(request: &request::Parts, response: &response::Parts) -> NotStored {
+    let asked = Directives::parse(&request.headers);
+    let answered = Directives::parse(&response.headers);
+    if asked.has("no-store") || answered.has("no-store") {
+        NotStored::NoStore
+    } else if request.method != Method::GET && request.method != Method::HEAD {
+        NotStored::Method
+    } else if answered.has("private") {
+        NotStored::Private
+    } else if request.headers.contains_key(header::AUTHORIZATION)
+        && !shared_with_authorization(&response.headers)
+    {
+        NotStored::Authorization
+    } else {
+        NotStored::Status
+    }
 }
 
 /// The lower-cased header names a response varies on; `None` for `Vary: *`.

@@ -14,9 +14,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use bytes::Bytes;
 use xxhash_rust::xxh3::Xxh3;
 
-use super::Key;
 use super::entry::{self, EntryError, MAGIC, Record, TRAILER_LEN};
 use super::stored::{Entry, FileStamp, StoredBody};
+use crate::key::Key;
 
 const TEMP_PREFIX: &str = ".tmp.";
 /// Hex digits of the URL digest that name an entry's directory.
@@ -175,7 +175,7 @@ impl DiskStore {
                 .file_name()
                 .to_str()
                 .filter(|name| name.starts_with(url_digest))
-                .and_then(Key::from_file_name)
+                .and_then(Key::parse)
             {
                 keys.push(key);
             }
@@ -238,7 +238,7 @@ impl DiskStore {
                         let _ = fs::remove_file(&file);
                     }
                 } else if name > after
-                    && let Some(key) = Key::from_file_name(name)
+                    && let Some(key) = Key::parse(name)
                     && visit(key, &file).is_break()
                 {
                     return Ok(());
@@ -306,7 +306,6 @@ fn read_verified(
     if head.body_len != head_start - body_offset {
         return Err(EntryError::Corrupt("body length").into());
     }
-    let headers = head.header_map()?;
     let body = if head.body_len <= memory_max_object {
         let mut body = vec![0u8; head.body_len as usize];
         file.read_exact_at(&mut body, body_offset)?;
@@ -325,7 +324,6 @@ fn read_verified(
     Ok(Loaded::Entry(Box::new(Entry {
         key: key.clone(),
         head,
-        headers,
         body,
     })))
 }

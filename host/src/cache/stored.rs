@@ -4,16 +4,14 @@ use std::os::unix::fs::MetadataExt;
 use std::path::PathBuf;
 
 use bytes::Bytes;
-use http::HeaderMap;
 
-use super::Key;
 use super::entry::EntryHead;
+use crate::key::Key;
 
 pub struct Entry {
     pub key: Key,
+    /// Its headers are cloned for each response.
     pub head: EntryHead,
-    /// `head.headers` parsed once, cloned for each response.
-    pub headers: HeaderMap,
     pub body: StoredBody,
 }
 

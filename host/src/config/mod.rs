@@ -1,27 +1,30 @@
-//! `caje.toml` → a typed, validated [`Config`].
-//! Errors name the file, the key and the line, and say how to fix the value.
+//! `caje.toml` → a typed, validated [`Config`], composed of the sections each module owns
+//! (`cache::CacheConfig`, `server::ServerConfig`, …). Errors name the file, the key and the line.
+//!
+//! Only `app` (and `main`) import this module; it imports nothing of caje but those sections,
+//! so no module below it can reach back into the whole config.
 
 mod error;
 #[cfg(test)]
 mod fuzz;
-pub(crate) mod units;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 use serde::Deserialize;
 
 pub use error::ConfigError;
-pub(crate) use error::locate;
 
 use crate::admin::AdminConfig;
+use crate::cache::CacheConfig;
 use crate::litefs::LitefsConfig;
+use crate::logging::LogConfig;
 use crate::manifest::ManifestConfig;
 use crate::policy::PolicyConfig;
 use crate::populate::PopulateConfig;
-pub use units::ByteSize;
+use crate::proxy::OriginConfig;
+use crate::server::ServerConfig;
 
 /// The whole configuration of one caje node.
 #[derive(Debug, Clone)]
@@ -45,174 +48,6 @@ pub struct Config {
     pub litefs: LitefsConfig,
     pub admin: AdminConfig,
     pub populate: PopulateConfig,
-}
-
-/// One `[origins.<name>]` table.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OriginConfig {
-    /// Base URL (`http://` or `https://`, optional path prefix).
-    pub url: OriginUrl,
-    /// `Host` header sent to the origin instead of the URL's authority.
-    #[serde(default)]
-    pub host: Option<String>,
-    /// PEM file of extra CA certificates to trust for this https origin (besides the web PKI roots).
-    #[serde(default)]
-    pub ca_file: Option<PathBuf>,
-    /// Client `Host` names this origin serves (`"example.com"`, `"*.example.com"`; ports ignored).
-    /// When any origin lists hosts, requests for other hosts are refused with 421.
-    #[serde(default)]
-    pub hosts: Vec<String>,
-    #[serde(
-        default = "defaults::connect_timeout",
-        deserialize_with = "units::duration"
-    )]
-    pub connect_timeout: Duration,
-    /// Longest wait for the response head, and between two body chunks.
-    #[serde(
-        default = "defaults::read_timeout",
-        deserialize_with = "units::duration"
-    )]
-    pub read_timeout: Duration,
-}
-
-/// An origin base URL, checked when the config is read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OriginUrl(pub http::Uri);
-
-impl<'de> Deserialize<'de> for OriginUrl {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(deserializer)?;
-        parse_origin_url(&text).map_err(serde::de::Error::custom)
-    }
-}
-
-fn parse_origin_url(text: &str) -> Result<OriginUrl, String> {
-    let uri: http::Uri = text.parse().map_err(|err| {
-        format!("invalid URL {text:?} ({err}); write it like \"https://example.com\"")
-    })?;
-    match uri.scheme_str() {
-        Some("http" | "https") => {}
-        _ => {
-            return Err(format!(
-                "origin URL {text:?} must start with http:// or https://"
-            ));
-        }
-    }
-    if uri.authority().is_none() {
-        return Err(format!("origin URL {text:?} has no host"));
-    }
-    if uri.query().is_some() {
-        return Err(format!("origin URL {text:?} must not have a query string"));
-    }
-    Ok(OriginUrl(uri))
-}
-
-/// `[cache]`: the body store and freshness rules.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct CacheConfig {
-    /// Bodies larger than this are passed through uncached.
-    pub max_object_size: ByteSize,
-    /// Memory kept for hot entries (heads and small bodies); the rest is read from disk.
-    pub memory_size: ByteSize,
-    /// Bodies up to this size are kept in memory when hot; larger ones are streamed from disk.
-    pub memory_max_object: ByteSize,
-    /// fsync each entry before it becomes visible (survives power loss, costs fill throughput).
-    pub fsync: bool,
-    /// Honour a client's `Cache-Control: max-stale` (off: a shared cache decides staleness itself).
-    pub honor_client_max_stale: bool,
-    /// Longest time a coalesced request waits for another request's origin fetch before fetching itself.
-    #[serde(deserialize_with = "units::duration")]
-    pub coalesce_wait: Duration,
-}
-
-impl Default for CacheConfig {
-    fn default() -> Self {
-        CacheConfig {
-            max_object_size: ByteSize(1 << 30),
-            memory_size: ByteSize(16 << 20),
-            memory_max_object: ByteSize(2 << 20),
-            fsync: false,
-            honor_client_max_stale: false,
-            coalesce_wait: Duration::from_secs(30),
-        }
-    }
-}
-
-/// `[server]`: the client-facing listener's limits.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ServerConfig {
-    /// Largest request head (request line + headers) accepted; larger gets 431/400.
-    pub max_header_size: ByteSize,
-    /// Most request headers accepted.
-    pub max_headers: usize,
-    /// A client must send its whole request head within this time (slowloris defence).
-    #[serde(deserialize_with = "units::duration")]
-    pub header_read_timeout: Duration,
-    /// How long shutdown waits for in-flight requests before closing them.
-    #[serde(deserialize_with = "units::duration")]
-    pub shutdown_grace: Duration,
-    /// Most client connections open at once (each costs a file descriptor); connections beyond
-    /// it get a 503 and are closed at once.
-    pub max_connections: usize,
-    /// A connection with no request in progress and no bytes moving either way for this long
-    /// is closed (idle keep-alive, h2 and silent connections alike).
-    #[serde(deserialize_with = "units::duration")]
-    pub idle_timeout: Duration,
-}
-
-impl Default for ServerConfig {
-    fn default() -> Self {
-        ServerConfig {
-            max_header_size: ByteSize(64 << 10),
-            max_headers: 100,
-            header_read_timeout: Duration::from_secs(10),
-            shutdown_grace: Duration::from_secs(30),
-            max_connections: 10_000,
-            idle_timeout: Duration::from_secs(60),
-        }
-    }
-}
-
-/// `[log]`: log format and verbosity.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct LogConfig {
-    pub format: LogFormat,
-    /// A `tracing` filter such as `"info"` or `"caje=debug,info"`; `RUST_LOG` overrides it.
-    pub level: String,
-    /// One line per request (target `caje::access`) with method, URL, status, cache verdict, origin, time.
-    pub access: bool,
-}
-
-impl Default for LogConfig {
-    fn default() -> Self {
-        LogConfig {
-            format: LogFormat::Text,
-            level: "info".into(),
-            access: true,
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum LogFormat {
-    Text,
-    Json,
-}
-
-mod defaults {
-    use std::time::Duration;
-
-    pub fn connect_timeout() -> Duration {
-        Duration::from_secs(5)
-    }
-    pub fn read_timeout() -> Duration {
-        Duration::from_secs(30)
-    }
 }
 
 /// The file as written; paths are still relative to the file.
@@ -255,111 +90,111 @@ impl Config {
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let raw: RawConfig =
             toml::from_str(text).map_err(|err| ConfigError::from_toml(path, text, &err))?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        let origins_span = raw.origins.span();
-        let mut origins = raw.origins.into_inner();
+        check_origins(&raw, text, path)?;
+        check_sections(&raw, path)?;
+        Ok(raw.resolve(path.parent().unwrap_or(Path::new("."))))
+    }
+}
+
+/// At least one origin, and the default origin among them.
+fn check_origins(raw: &RawConfig, text: &str, path: &Path) -> Result<(), ConfigError> {
+    let origins = raw.origins.get_ref();
+    if origins.is_empty() {
+        return Err(ConfigError::at(
+            path,
+            text,
+            raw.origins.span(),
+            "origins",
+            "no origin is configured",
+            "add a table such as [origins.web] with url = \"https://example.com\"",
+        ));
+    }
+    let default_origin = raw.default_origin.get_ref();
+    if !origins.contains_key(default_origin) {
+        let known: Vec<&str> = origins.keys().map(String::as_str).collect();
+        return Err(ConfigError::at(
+            path,
+            text,
+            raw.default_origin.span(),
+            "default_origin",
+            &format!("there is no [origins.{default_origin}] table"),
+            &format!("use one of: {}", known.join(", ")),
+        ));
+    }
+    Ok(())
+}
+
+/// What each section's types cannot say about its values, reported with the key.
+fn check_sections(raw: &RawConfig, path: &Path) -> Result<(), ConfigError> {
+    let see = |section: &str| format!("see [{section}] in the configuration reference");
+    if raw.server.max_connections == 0 || raw.server.idle_timeout.is_zero() {
+        return Err(ConfigError::keyed(
+            path,
+            "server",
+            "max_connections and idle_timeout must be above zero",
+            "remove the key for its default, or set a positive value",
+        ));
+    }
+    if raw.cache.memory_max_object > raw.cache.memory_size {
+        return Err(ConfigError::keyed(
+            path,
+            "cache.memory_max_object",
+            "is larger than cache.memory_size",
+            "raise cache.memory_size or lower cache.memory_max_object",
+        ));
+    }
+    raw.policies
+        .validate()
+        .map_err(|err| ConfigError::keyed(path, "policies", &err.to_string(), &see("policies")))?;
+    raw.manifest
+        .validate()
+        .map_err(|err| ConfigError::keyed(path, "manifest", &err.to_string(), &see("manifest")))?;
+    raw.admin
+        .validate(raw.listen)
+        .map_err(|err| ConfigError::keyed(path, "admin.listen", &err, &see("admin")))?;
+    raw.populate
+        .validate()
+        .map_err(|bad| ConfigError::keyed(path, bad.key, &bad.message, &see("populate")))
+}
+
+impl RawConfig {
+    /// The config with every path in it resolved against `base`, the file's directory.
+    fn resolve(self, base: &Path) -> Config {
+        let mut origins = self.origins.into_inner();
         for origin in origins.values_mut() {
             origin.ca_file = origin.ca_file.take().map(|file| base.join(file));
         }
-        if origins.is_empty() {
-            return Err(ConfigError::at(
-                path,
-                text,
-                origins_span,
-                "origins",
-                "no origin is configured",
-                "add a table such as [origins.web] with url = \"https://example.com\"",
-            ));
-        }
-        let default_span = raw.default_origin.span();
-        let default_origin = raw.default_origin.into_inner();
-        if !origins.contains_key(&default_origin) {
-            let known: Vec<&str> = origins.keys().map(String::as_str).collect();
-            return Err(ConfigError::at(
-                path,
-                text,
-                default_span,
-                "default_origin",
-                &format!("there is no [origins.{default_origin}] table"),
-                &format!("use one of: {}", known.join(", ")),
-            ));
-        }
-        if raw.server.max_connections == 0 || raw.server.idle_timeout.is_zero() {
-            return Err(ConfigError::keyed(
-                path,
-                "server",
-                "max_connections and idle_timeout must be above zero",
-                "remove the key for its default, or set a positive value",
-            ));
-        }
-        if raw.cache.memory_max_object > raw.cache.memory_size {
-            return Err(ConfigError::keyed(
-                path,
-                "cache.memory_max_object",
-                "is larger than cache.memory_size",
-                "raise cache.memory_size or lower cache.memory_max_object",
-            ));
-        }
-        raw.policies.validate().map_err(|err| {
-            ConfigError::keyed(
-                path,
-                "policies",
-                &err.to_string(),
-                "see [policies] in the configuration reference",
-            )
-        })?;
-        let mut policies = raw.policies;
+        let mut policies = self.policies;
         policies.precompiled_dir = policies.precompiled_dir.map(|dir| base.join(dir));
-        raw.manifest.validate().map_err(|err| {
-            ConfigError::keyed(
-                path,
-                "manifest",
-                &err.to_string(),
-                "see [manifest] in the configuration reference",
-            )
-        })?;
-        raw.admin.validate(raw.listen).map_err(|err| {
-            ConfigError::keyed(
-                path,
-                "admin.listen",
-                &err,
-                "see [admin] in the configuration reference",
-            )
-        })?;
-        raw.populate.validate().map_err(|bad| {
-            ConfigError::keyed(
-                path,
-                bad.key,
-                &bad.message,
-                "see [populate] in the configuration reference",
-            )
-        })?;
         let admin = AdminConfig {
-            token_file: raw.admin.token_file.map(|file| base.join(file)),
-            ..raw.admin
+            token_file: self.admin.token_file.map(|file| base.join(file)),
+            ..self.admin
         };
-        Ok(Config {
-            listen: raw.listen,
-            cache_dir: base.join(raw.cache_dir),
-            database: base.join(raw.database),
-            policies_dir: base.join(raw.policies_dir),
-            default_origin,
+        Config {
+            listen: self.listen,
+            cache_dir: base.join(self.cache_dir),
+            database: base.join(self.database),
+            policies_dir: base.join(self.policies_dir),
+            default_origin: self.default_origin.into_inner(),
             origins,
-            cache: raw.cache,
-            server: raw.server,
-            log: raw.log,
-            manifest: raw.manifest,
+            cache: self.cache,
+            server: self.server,
+            log: self.log,
+            manifest: self.manifest,
             policies,
-            litefs: raw.litefs,
+            litefs: self.litefs,
             admin,
-            populate: raw.populate,
-        })
+            populate: self.populate,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
+    use crate::units::ByteSize;
 
     pub(super) const GOOD: &str = r#"
 listen = "127.0.0.1:8080"

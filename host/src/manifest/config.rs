@@ -20,29 +20,29 @@ pub struct ManifestConfig {
     /// `"delete"` (rollback journal, default) or `"wal"`. The module docs say why.
     pub journal_mode: JournalMode,
     /// How long a statement waits for another connection's (or LiteFS's) lock. Default `"5s"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub busy_timeout: Duration,
     /// The most records one write transaction carries. Default `500`, at most `10000`: on a
     /// LiteFS replica a batch holds HALT while it runs.
     pub batch_max_rows: usize,
     /// How long the first record of a batch waits for company before it is written.
     /// Default `"200ms"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub batch_max_delay: Duration,
     /// The most distinct keys waiting to be written; beyond it new keys are dropped and
     /// counted (a record for a key that is already waiting merges with it). Default `100000`.
     pub queue_max_rows: usize,
     /// First wait after a failed write; doubled after every further failure. Default `"100ms"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub retry_min: Duration,
     /// The longest wait between two write attempts. Default `"30s"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub retry_max: Duration,
     /// Read connections for list/get/purge look-ups. Default `4`.
     pub read_connections: u32,
     /// How long a node that does not write the schema itself (a LiteFS replica: the primary
     /// migrates) waits at start for it to arrive. Default `"60s"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub schema_wait: Duration,
 }
 

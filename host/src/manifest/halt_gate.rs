@@ -42,7 +42,7 @@
 //! supervisor starts it again).
 
 use std::io;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures_util::future::BoxFuture;
@@ -52,6 +52,7 @@ use tracing::{debug, info, warn};
 use super::gate::{GatePass, WriteGate};
 use super::open::{OpenOptions, SchemaMode};
 use crate::litefs::{Database, Halt, Role};
+use crate::sync::lock;
 
 /// A pass held longer than this is logged: a third of the 30 s after which LiteFS's primary
 /// drops a HALT.
@@ -84,7 +85,7 @@ impl HaltGate {
                 return false;
             }
         };
-        let mut last = self.role.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut last = lock(&self.role);
         if *last != role {
             info!(
                 database = %self.database.path().display(),

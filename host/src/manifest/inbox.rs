@@ -61,11 +61,9 @@ impl Inbox {
     }
 
     /// The lock is only held for queue operations, never across an await; a panic while it
-    /// was held cannot leave the queue half-updated, so a poisoned lock is still usable.
+    /// was held cannot leave the queue half-updated (see [`crate::sync::lock`]).
     pub(crate) fn lock(&self) -> MutexGuard<'_, InboxState> {
-        self.state
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        crate::sync::lock(&self.state)
     }
 
     fn drop_record(&self, state: &mut InboxState, why: &str) {

@@ -61,6 +61,7 @@ mod query;
 mod queue;
 mod read;
 mod record;
+mod selector;
 mod stats;
 mod store;
 mod writer;
@@ -78,12 +79,15 @@ pub use error::ManifestError;
 pub use gate::{GatePass, NoGate, WriteGate};
 pub use halt_gate::HaltGate;
 pub use open::{OpenOptions, SchemaMode};
-pub use query::{ListOrder, ListQuery, Page, Selector};
+pub use query::{ListOrder, ListQuery, Page};
 pub use record::{ManifestRecord, ManifestRow, PurgeLogEntry, PurgedPage, PurgedRow};
+pub use selector::Selector;
 pub use stats::WriterStats;
 
 pub(crate) use node::node_name;
 
+use crate::key::Key;
+use crate::purge_mode::PurgeMode;
 use inbox::Inbox;
 use writer::{Command, Writer};
 
@@ -186,7 +190,7 @@ impl Manifest {
     }
 
     /// One row by cache key, stale or not.
-    pub async fn get(&self, key: &str) -> Result<Option<ManifestRow>, ManifestError> {
+    pub async fn get(&self, key: &Key) -> Result<Option<ManifestRow>, ManifestError> {
         read::get(&self.readers(), key).await
     }
 
@@ -197,21 +201,21 @@ impl Manifest {
     }
 
     /// The keys of the rows `selector` matches (stale or not), sorted.
-    pub async fn keys(&self, selector: &Selector) -> Result<Vec<String>, ManifestError> {
+    pub async fn keys(&self, selector: &Selector) -> Result<Vec<Key>, ManifestError> {
         read::keys(&self.readers(), selector).await
     }
 
-    /// Deletes the selected rows (`soft`: marks them stale and keeps them), after the records
+    /// Deletes the selected rows (soft: marks them stale and keeps them), after the records
     /// queued before the call are written. Returns the rows it touched and logs the purge.
     pub async fn purge(
         &self,
         selector: &Selector,
-        soft: bool,
+        mode: PurgeMode,
     ) -> Result<Vec<PurgedRow>, ManifestError> {
         let selector = selector.clone();
         self.ask(|reply| Command::Purge {
             selector,
-            soft,
+            mode,
             reply,
         })
         .await
@@ -223,7 +227,7 @@ impl Manifest {
     }
 
     /// Which of `keys` have a row (stale or not): one query for a whole page of keys.
-    pub async fn existing_keys(&self, keys: &[String]) -> Result<HashSet<String>, ManifestError> {
+    pub async fn existing_keys(&self, keys: &[Key]) -> Result<HashSet<Key>, ManifestError> {
         read::existing_keys(&self.readers(), keys).await
     }
 

@@ -1,50 +1,10 @@
-//! How callers pick rows: selectors for purges and key look-ups, list queries with
-//! keyset paging, and the opaque cursor that carries a page's position.
+//! How callers pick rows: list queries with keyset paging, the opaque cursor that carries a
+//! page's position, and the SQL a [`Selector`] stands for.
 
 use sqlx::{QueryBuilder, Sqlite};
 
-use super::record::{to_millis, to_sql_int};
+use super::selector::Selector;
 use super::{ManifestError, ManifestRow};
-
-/// Which rows a purge or key look-up means.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Selector {
-    /// The row with exactly this cache key.
-    Key(String),
-    /// Every row whose URL is exactly this (all methods and variants).
-    Url(String),
-    /// Every row whose URL starts with this.
-    Prefix(String),
-    /// Every row carrying this tag.
-    Tag(String),
-}
-
-impl Selector {
-    pub(crate) fn kind(&self) -> &'static str {
-        match self {
-            Selector::Key(_) => "key",
-            Selector::Url(_) => "url",
-            Selector::Prefix(_) => "prefix",
-            Selector::Tag(_) => "tag",
-        }
-    }
-
-    pub(crate) fn value(&self) -> &str {
-        match self {
-            Selector::Key(v) | Selector::Url(v) | Selector::Prefix(v) | Selector::Tag(v) => v,
-        }
-    }
-
-    pub(crate) fn from_parts(kind: &str, value: String) -> Option<Selector> {
-        Some(match kind {
-            "key" => Selector::Key(value),
-            "url" => Selector::Url(value),
-            "prefix" => Selector::Prefix(value),
-            "tag" => Selector::Tag(value),
-            _ => return None,
-        })
-    }
-}
 
 /// The order of a listing; each order pages with its own keyset.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,20 +61,29 @@ pub(crate) enum Cursor {
     Changed { change_seq: i64, key: String },
 }
 
+/// Where a row sits in each order: what a cursor after it records. Read from the row as
+/// stored, so that a page ends where its last row does even when that row cannot be returned.
+pub(crate) struct RowPosition<'a> {
+    pub(crate) key: &'a str,
+    pub(crate) url: &'a str,
+    pub(crate) stored_at: i64,
+    pub(crate) change_seq: i64,
+}
+
 impl Cursor {
-    pub(crate) fn after(order: ListOrder, row: &ManifestRow) -> Cursor {
-        let key = row.record.key.clone();
+    pub(crate) fn after(order: ListOrder, row: &RowPosition<'_>) -> Cursor {
+        let key = row.key.to_owned();
         match order {
             ListOrder::Newest => Cursor::Newest {
-                stored_at: to_millis(row.record.stored_at),
+                stored_at: row.stored_at,
                 key,
             },
             ListOrder::Url => Cursor::Url {
-                url: row.record.url.clone(),
+                url: row.url.to_owned(),
                 key,
             },
             ListOrder::Changed => Cursor::Changed {
-                change_seq: to_sql_int(row.change_seq),
+                change_seq: row.change_seq,
                 key,
             },
         }
@@ -166,7 +135,7 @@ impl Cursor {
 pub(crate) fn push_selector(sql: &mut QueryBuilder<Sqlite>, selector: &Selector) {
     match selector {
         Selector::Key(key) => {
-            sql.push("key = ").push_bind(key.clone());
+            sql.push("key = ").push_bind(key.as_str().to_owned());
         }
         Selector::Url(url) => {
             sql.push("url = ").push_bind(url.clone());
@@ -209,37 +178,18 @@ pub(crate) fn prefix_upper_bound(prefix: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use std::time::UNIX_EPOCH;
-
     use proptest::prelude::*;
 
     use super::*;
-    use crate::manifest::ManifestRecord;
-
-    fn row(key: &str, url: &str) -> ManifestRow {
-        let record = ManifestRecord {
-            key: key.into(),
-            method: "GET".into(),
-            url: url.into(),
-            origin: "o".into(),
-            status: 200,
-            size: 1,
-            stored_at: UNIX_EPOCH,
-            expires_at: UNIX_EPOCH,
-            tags: vec![],
-        };
-        ManifestRow {
-            record,
-            node: "n".into(),
-            stale_since: None,
-            change_seq: 1,
-            session: "s".into(),
-        }
-    }
 
     #[test]
     fn cursors_round_trip_per_order_and_refuse_other_orders() {
-        let r = row("k.e/y", "https://a.example/p?q=1.2");
+        let r = RowPosition {
+            key: "k.e/y",
+            url: "https://a.example/p?q=1.2",
+            stored_at: 1_764_000_000_123,
+            change_seq: 1,
+        };
         for order in [ListOrder::Newest, ListOrder::Url, ListOrder::Changed] {
             let cursor = Cursor::after(order, &r);
             let text = cursor.encode();

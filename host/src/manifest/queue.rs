@@ -5,6 +5,7 @@ use std::collections::{HashMap, VecDeque};
 use std::time::Instant;
 
 use super::ManifestRecord;
+use crate::key::Key;
 
 /// A record waiting to be written.
 #[derive(Debug)]
@@ -30,8 +31,8 @@ pub(crate) enum Pushed {
 /// Keys in the order they started waiting, each with its newest record.
 #[derive(Debug)]
 pub(crate) struct Queue {
-    order: VecDeque<String>,
-    by_key: HashMap<String, Pending>,
+    order: VecDeque<Key>,
+    by_key: HashMap<Key, Pending>,
     /// The sequence number of the last record accepted.
     last_seq: u64,
     capacity: usize,
@@ -98,11 +99,15 @@ mod tests {
 
     use super::*;
 
-    fn rec(key: &str, size: u64) -> ManifestRecord {
+    fn key(label: &str) -> Key {
+        Key::for_url(&format!("https://a/{label}"), &[])
+    }
+
+    fn rec(label: &str, size: u64) -> ManifestRecord {
         ManifestRecord {
-            key: key.into(),
-            method: "GET".into(),
-            url: format!("https://a/{key}"),
+            key: key(label),
+            method: http::Method::GET,
+            url: format!("https://a/{label}"),
             origin: "o".into(),
             status: 200,
             size,
@@ -134,8 +139,8 @@ mod tests {
         );
 
         let batch: Vec<_> = q.take(5).collect();
-        let keys: Vec<_> = batch.iter().map(|p| p.record.key.as_str()).collect();
-        assert_eq!(keys, ["a", "b"]);
+        let keys: Vec<_> = batch.iter().map(|p| p.record.key.clone()).collect();
+        assert_eq!(keys, [key("a"), key("b")]);
         assert_eq!(q.len(), 0);
         assert!(q.oldest().is_none());
 
@@ -154,7 +159,7 @@ mod tests {
         assert_eq!(q.last_seq(), 2, "a refused record gets no sequence number");
         assert_eq!(q.push(rec("b", 9), now), Pushed::Coalesced);
         let taken: Vec<_> = q.take(1).map(|p| p.record.key).collect();
-        assert_eq!(taken, ["a"]);
+        assert_eq!(taken, [key("a")]);
         assert_eq!(q.push(rec("c", 1), now), Pushed::Queued { len: 2 });
     }
 }

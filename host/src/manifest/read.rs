@@ -5,12 +5,16 @@ use std::collections::HashSet;
 
 use sqlx::{QueryBuilder, Sqlite, SqlitePool};
 
-use super::query::{Cursor, push_prefix, push_selector};
+use http::Method;
+
+use super::query::{Cursor, RowPosition, push_prefix, push_selector};
 use super::record::{from_millis, from_sql_int, to_sql_int};
 use super::{
     ListOrder, ListQuery, ManifestError, ManifestRecord, ManifestRow, Page, PurgeLogEntry,
     PurgedPage, PurgedRow, Selector,
 };
+use crate::key::Key;
+use crate::purge_mode::PurgeMode;
 
 const ROWS: &str = "\
     SELECT key, method, url, origin, status, size, stored_at, expires_at, node, stale_at, \
@@ -37,13 +41,24 @@ struct StoredRow {
 }
 
 impl StoredRow {
-    fn into_row(self) -> ManifestRow {
+    fn position(&self) -> RowPosition<'_> {
+        RowPosition {
+            key: &self.key,
+            url: &self.url,
+            stored_at: self.stored_at,
+            change_seq: self.change_seq,
+        }
+    }
+
+    /// The row; `None` when its key or method is not one caje writes (a row written by hand:
+    /// it names no file, and is left out).
+    fn into_row(self) -> Option<ManifestRow> {
         let mut tags: Vec<String> = serde_json::from_str(&self.tags).unwrap_or_default();
         tags.sort();
-        ManifestRow {
+        Some(ManifestRow {
             record: ManifestRecord {
-                key: self.key,
-                method: self.method,
+                key: Key::parse(&self.key)?,
+                method: Method::from_bytes(self.method.as_bytes()).ok()?,
                 url: self.url,
                 origin: self.origin,
                 status: u16::try_from(self.status).unwrap_or(0),
@@ -56,22 +71,22 @@ impl StoredRow {
             stale_since: self.stale_at.map(from_millis),
             change_seq: from_sql_int(self.change_seq),
             session: self.session,
-        }
+        })
     }
 }
 
 pub(crate) async fn get(
     pool: &SqlitePool,
-    key: &str,
+    key: &Key,
 ) -> Result<Option<ManifestRow>, ManifestError> {
     let mut sql = QueryBuilder::<Sqlite>::new(ROWS);
-    sql.push(" WHERE key = ").push_bind(key.to_owned());
+    sql.push(" WHERE key = ").push_bind(key.as_str().to_owned());
     let row: Option<StoredRow> = sql
         .build_query_as()
         .fetch_optional(pool)
         .await
         .map_err(ManifestError::sql("get"))?;
-    Ok(row.map(StoredRow::into_row))
+    Ok(row.and_then(StoredRow::into_row))
 }
 
 pub(crate) async fn list(pool: &SqlitePool, query: &ListQuery) -> Result<Page, ManifestError> {
@@ -117,19 +132,19 @@ pub(crate) async fn list(pool: &SqlitePool, query: &ListQuery) -> Result<Page, M
     // One row more than the page tells whether another page follows.
     sql.push(" LIMIT ").push_bind(limit as i64 + 1);
 
-    let stored: Vec<StoredRow> = sql
+    let mut stored: Vec<StoredRow> = sql
         .build_query_as()
         .fetch_all(pool)
         .await
         .map_err(ManifestError::sql("list"))?;
-    let mut rows: Vec<ManifestRow> = stored.into_iter().map(StoredRow::into_row).collect();
-    let next = (rows.len() > limit).then(|| {
-        rows.truncate(limit);
-        rows.last()
-            .map(|last| Cursor::after(query.order, last).encode())
+    let next = (stored.len() > limit).then(|| {
+        stored.truncate(limit);
+        stored
+            .last()
+            .map(|last| Cursor::after(query.order, &last.position()).encode())
     });
     Ok(Page {
-        rows,
+        rows: stored.into_iter().filter_map(StoredRow::into_row).collect(),
         next: next.flatten(),
     })
 }
@@ -137,21 +152,24 @@ pub(crate) async fn list(pool: &SqlitePool, query: &ListQuery) -> Result<Page, M
 pub(crate) async fn keys(
     pool: &SqlitePool,
     selector: &Selector,
-) -> Result<Vec<String>, ManifestError> {
+) -> Result<Vec<Key>, ManifestError> {
     let mut sql = QueryBuilder::<Sqlite>::new("SELECT key FROM entries WHERE ");
     push_selector(&mut sql, selector);
     sql.push(" ORDER BY key");
-    sql.build_query_scalar()
+    let keys: Vec<String> = sql
+        .build_query_scalar()
         .fetch_all(pool)
         .await
-        .map_err(ManifestError::sql("key look-up"))
+        .map_err(ManifestError::sql("key look-up"))?;
+    Ok(keys.iter().filter_map(|key| Key::parse(key)).collect())
 }
 
 pub(crate) async fn existing_keys(
     pool: &SqlitePool,
-    keys: &[String],
-) -> Result<HashSet<String>, ManifestError> {
-    let keys = serde_json::to_string(keys).unwrap_or_else(|_| "[]".to_owned());
+    keys: &[Key],
+) -> Result<HashSet<Key>, ManifestError> {
+    let keys: Vec<&str> = keys.iter().map(Key::as_str).collect();
+    let keys = serde_json::to_string(&keys).unwrap_or_else(|_| "[]".to_owned());
     let found: Vec<String> = sqlx::query_scalar(
         "SELECT key FROM entries WHERE key IN (SELECT value FROM json_each(?1))",
     )
@@ -159,7 +177,7 @@ pub(crate) async fn existing_keys(
     .fetch_all(pool)
     .await
     .map_err(ManifestError::sql("key look-up"))?;
-    Ok(found.into_iter().collect())
+    Ok(found.iter().filter_map(|key| Key::parse(key)).collect())
 }
 
 pub(crate) async fn change_seq(pool: &SqlitePool) -> Result<u64, ManifestError> {
@@ -191,7 +209,7 @@ pub(crate) async fn purges_since(
             at: from_millis(line.at),
             node: line.node,
             selector: Selector::from_parts(&line.selector, line.value),
-            soft: line.soft,
+            mode: PurgeMode::soft_if(line.soft),
             rows: from_sql_int(line.rows),
             session: line.session,
         })
@@ -233,12 +251,7 @@ pub(crate) async fn purged_pages(
     Ok(PurgedPage {
         rows: rows
             .into_iter()
-            .map(|(_, key, method, url, node)| PurgedRow {
-                key,
-                method,
-                url,
-                node,
-            })
+            .filter_map(|(_, key, method, url, node)| PurgedRow::from_sql(&key, &method, url, node))
             .collect(),
         next,
     })

@@ -3,14 +3,18 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use super::Selector;
+use http::Method;
+
+use super::selector::Selector;
+use crate::key::Key;
+use crate::purge_mode::PurgeMode;
 
 /// What the cache reports after it stored a response: one row per `key`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ManifestRecord {
-    /// The cache key, opaque to the manifest (e.g. a hex digest). Unique.
-    pub key: String,
-    pub method: String,
+    /// The cache key. Unique.
+    pub key: Key,
+    pub method: Method,
     /// The canonical absolute URL; purge by URL and by prefix match on it.
     pub url: String,
     /// The name of the origin that served it.
@@ -49,12 +53,30 @@ pub struct ManifestRow {
 }
 
 /// A row a purge deleted or marked stale.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurgedRow {
-    pub key: String,
-    pub method: String,
+    pub key: Key,
+    pub method: Method,
     pub url: String,
     pub node: String,
+}
+
+impl PurgedRow {
+    /// A row as SQLite returns it; `None` when its key or method is not one caje writes (a row
+    /// written by hand: it names no file).
+    pub(crate) fn from_sql(
+        key: &str,
+        method: &str,
+        url: String,
+        node: String,
+    ) -> Option<PurgedRow> {
+        Some(PurgedRow {
+            key: Key::parse(key)?,
+            method: Method::from_bytes(method.as_bytes()).ok()?,
+            url,
+            node,
+        })
+    }
 }
 
 /// One purge or clear, as logged for nodes that need to catch up.
@@ -67,7 +89,7 @@ pub struct PurgeLogEntry {
     pub node: String,
     /// What was purged; `None` for a clear.
     pub selector: Option<Selector>,
-    pub soft: bool,
+    pub mode: PurgeMode,
     /// How many rows it touched.
     pub rows: u64,
     /// The [`Manifest::session`](super::Manifest::session) that logged it (`""` when logged

@@ -7,6 +7,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use metrics::{counter, gauge, histogram};
 use serde::Serialize;
 
+use crate::sync::lock;
+
 /// A snapshot of the writer's counters, all since the manifest was opened.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct WriterStats {
@@ -80,14 +82,14 @@ impl Counters {
     }
 
     pub(crate) fn succeeded(&self) {
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        *lock(&self.last_error) = None;
     }
 
     pub(crate) fn failed(&self, op: &'static str, error: String, retry: bool) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         counter!("caje_manifest_errors_total", "op" => op).increment(1);
         self.attempted(retry);
-        *self.last_error.lock().unwrap_or_else(|e| e.into_inner()) = Some(error);
+        *lock(&self.last_error) = Some(error);
     }
 
     fn attempted(&self, retry: bool) {
@@ -108,11 +110,7 @@ impl Counters {
             batches: get(&self.batches),
             failures: get(&self.failures),
             retries: get(&self.retries),
-            last_error: self
-                .last_error
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .clone(),
+            last_error: lock(&self.last_error).clone(),
         }
     }
 }

@@ -11,6 +11,7 @@ use super::query::push_selector;
 use super::queue::Pending;
 use super::record::{to_millis, to_sql_int};
 use super::{ManifestRecord, PurgedRow, Selector};
+use crate::purge_mode::PurgeMode;
 
 /// The whole batch in one statement: the rows arrive as one JSON array parameter, so the
 /// statement is prepared once and a batch costs a handful of round trips to SQLite whatever
@@ -73,7 +74,7 @@ pub(crate) async fn write_batch(
     let ids: Vec<i64> = written.values().copied().collect();
     let tags: Vec<(&str, i64)> = batch
         .iter()
-        .filter_map(|p| Some((&p.record.tags, *written.get(&p.record.key)?)))
+        .filter_map(|p| Some((&p.record.tags, *written.get(p.record.key.as_str())?)))
         .flat_map(|(tags, id)| tags.iter().map(move |tag| (tag.as_str(), id)))
         .collect();
     sqlx::query("DELETE FROM entry_tags WHERE entry_id IN (SELECT value FROM json_each(?1))")
@@ -97,8 +98,8 @@ fn json(value: &impl Serialize) -> String {
 
 fn json_row(record: &ManifestRecord) -> JsonRow<'_> {
     JsonRow {
-        key: &record.key,
-        method: &record.method,
+        key: record.key.as_str(),
+        method: record.method.as_str(),
         url: &record.url,
         origin: &record.origin,
         status: record.status,
@@ -108,17 +109,17 @@ fn json_row(record: &ManifestRecord) -> JsonRow<'_> {
     }
 }
 
-/// Deletes (or, when `soft`, marks stale) the selected rows and logs the purge; a prefix or
-/// tag purge also lists the rows it touched, for other nodes to find their files.
+/// Deletes (or, soft, marks stale) the selected rows and logs the purge; a prefix or tag
+/// purge also lists the rows it touched, for other nodes to find their files.
 pub(crate) async fn purge(
     conn: &mut SqliteConnection,
     selector: &Selector,
-    soft: bool,
+    mode: PurgeMode,
     author: &Author<'_>,
     now: SystemTime,
 ) -> Result<Vec<PurgedRow>, sqlx::Error> {
     let (mut tx, seq) = begin(conn).await?;
-    let mut sql = if soft {
+    let mut sql = if mode.is_soft() {
         let mut sql =
             QueryBuilder::<Sqlite>::new("UPDATE entries SET stale_at = coalesce(stale_at, ");
         sql.push_bind(to_millis(now));
@@ -133,12 +134,7 @@ pub(crate) async fn purge(
         sql.build_query_as().fetch_all(&mut *tx).await?;
     let purged: Vec<PurgedRow> = rows
         .into_iter()
-        .map(|(key, method, url, node)| PurgedRow {
-            key,
-            method,
-            url,
-            node,
-        })
+        .filter_map(|(key, method, url, node)| PurgedRow::from_sql(&key, &method, url, node))
         .collect();
     if matches!(selector, Selector::Prefix(_) | Selector::Tag(_)) {
         let pages: Vec<(&str, &str, &str, &str)> = purged
@@ -165,7 +161,7 @@ pub(crate) async fn purge(
         seq,
         now,
         selector: Some(selector),
-        soft,
+        mode,
         rows: purged.len() as u64,
     };
     log_purge(&mut tx, &entry, author).await?;
@@ -191,7 +187,7 @@ pub(crate) async fn clear(
         seq,
         now,
         selector: None,
-        soft: false,
+        mode: PurgeMode::Hard,
         rows,
     };
     log_purge(&mut tx, &entry, author).await?;
@@ -215,7 +211,7 @@ struct LogEntry<'a> {
     now: SystemTime,
     /// `None` for a clear.
     selector: Option<&'a Selector>,
-    soft: bool,
+    mode: PurgeMode,
     rows: u64,
 }
 
@@ -233,7 +229,7 @@ async fn log_purge(
     .bind(author.node)
     .bind(entry.selector.map_or("all", Selector::kind))
     .bind(entry.selector.map_or("", Selector::value))
-    .bind(entry.soft)
+    .bind(entry.mode.is_soft())
     .bind(to_sql_int(entry.rows))
     .bind(author.session)
     .execute(conn)

@@ -17,6 +17,7 @@ use super::inbox::Inbox;
 use super::open::{self, FileId, SchemaMode, WriterConn};
 use super::queue::Pending;
 use super::{ManifestConfig, ManifestError, PurgedRow, Selector, store};
+use crate::purge_mode::PurgeMode;
 use crate::warn_limit::WarnLimiter;
 
 /// Said when SQLite's error does not point at the file itself.
@@ -30,7 +31,7 @@ pub(crate) enum Command {
     Flush,
     Purge {
         selector: Selector,
-        soft: bool,
+        mode: PurgeMode,
         reply: Reply<Vec<PurgedRow>>,
     },
     Clear {
@@ -125,7 +126,7 @@ impl Writer {
             Command::Flush => progress.flush_requested = true,
             Command::Purge {
                 selector,
-                soft,
+                mode,
                 reply,
             } => {
                 let (node, session) = (Arc::clone(&self.node), Arc::clone(&self.session));
@@ -135,7 +136,7 @@ impl Writer {
                 };
                 let result = match self.admin_session(progress).await {
                     Ok((_pass, conn)) => {
-                        store::purge(conn, &selector, soft, &author, SystemTime::now())
+                        store::purge(conn, &selector, mode, &author, SystemTime::now())
                             .await
                             .map_err(ManifestError::sql("purge"))
                     }

@@ -7,22 +7,21 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail};
 use http::header::{HeaderMap, HeaderName, HeaderValue};
-use http::{Method, StatusCode, Uri, request, response};
-use sha2::{Digest, Sha256};
+use http::{StatusCode, request, response};
 
 use super::bindings::WIT_PACKAGE;
 use super::config::PolicyConfig;
 use super::decision::{CacheVerdict, RequestAction, RequestDecision, SyntheticResponse};
 use super::edits::HeaderEdit;
-use super::engine::Runtime;
 use super::failure::Failure;
-use super::module::{Module, ModuleSpec, Outcome};
-use super::precompiled::PrecompiledCache;
+use super::module::{Module, Outcome};
+use super::offline::{load_module, parse_request};
 use super::view::{
     CacheOutcome, ClientResponseView, ErrorView, OriginFailure, RequestView, ResponseView,
 };
-use crate::cache::{self, NotStorable};
-use crate::config::CacheConfig;
+use crate::cache::{self, CacheConfig, NotStored};
+
+pub use super::cases::{Environment, Router};
 
 /// Tools for policy authors.
 #[derive(Debug, clap::Subcommand)]
@@ -69,7 +68,12 @@ pub enum PolicyCommand {
 }
 
 /// Runs a `caje policy` command; a refused module, a failed hook or a failed case exits with 1.
-pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
+/// `node_config` reads the environment of `--config`'s node config file (the caller owns the
+/// config: `caje::app::policy_command`).
+pub fn run(
+    command: PolicyCommand,
+    node_config: impl FnOnce(&Path) -> anyhow::Result<Environment>,
+) -> anyhow::Result<ExitCode> {
     match command {
         PolicyCommand::Check { file } => check(&file),
         PolicyCommand::Test {
@@ -77,7 +81,10 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             cases: Some(cases),
             config,
             ..
-        } => super::cases::run(&file, &cases, config.as_deref()),
+        } => {
+            let environment = config.as_deref().map(node_config).transpose()?;
+            super::cases::run(&file, &cases, environment)
+        }
         PolicyCommand::Test {
             file,
             request,
@@ -98,31 +105,6 @@ pub fn run(command: PolicyCommand) -> anyhow::Result<ExitCode> {
             test(&file, origins, &request, &response)
         }
     }
-}
-
-/// Loads the module `file` the way the proxy would (minus the precompiled cache), under
-/// `config`'s limits; `Err` inside is why it was refused.
-pub(crate) fn load_module(
-    file: &Path,
-    config: &PolicyConfig,
-    origins: Vec<String>,
-) -> anyhow::Result<Result<Module, String>> {
-    let wasm = std::fs::read(file).with_context(|| format!("cannot read {}", file.display()))?;
-    let runtime = Runtime::new(config)?;
-    let cache = PrecompiledCache::new(None, runtime.engine());
-    let name = file.file_name().map_or_else(
-        || file.display().to_string(),
-        |name| name.to_string_lossy().into_owned(),
-    );
-    let digest = hex::encode(Sha256::digest(&wasm));
-    let spec = ModuleSpec {
-        name: &name,
-        digest: &digest,
-        failure_mode: config.failure_mode(&name),
-        origins: origins.into(),
-        memo_entries: config.memo_entries(&name),
-    };
-    Ok(Module::load(&runtime, &cache, spec, &wasm).map_err(|reason| format!("{name} {reason}")))
 }
 
 /// Loads `file` for `check` and `test`: default limits, and no memo, since they show what each
@@ -256,7 +238,7 @@ fn try_on_response(
         "on-response (status {}; given store {}{}, ttl {})",
         response.status.as_u16(),
         yes_no(given.store),
-        not_stored.map_or(String::new(), |why| format!(" ({})", why.as_str())),
+        not_stored.map_or(String::new(), |why| format!(" ({})", why.describe())),
         humantime::format_duration(whole_millis(given.ttl))
     );
     let verdict = module.on_response(&view(request), &head, &given);
@@ -412,7 +394,7 @@ fn describe_error_answer(answer: &Option<SyntheticResponse>) -> Vec<Row> {
 fn host_verdict(
     request: &request::Parts,
     response: &response::Parts,
-) -> (CacheVerdict, Option<NotStorable>) {
+) -> (CacheVerdict, Option<NotStored>) {
     let max_object_size = CacheConfig::default().max_object_size.0;
     let assessment = cache::assess(request, response, SystemTime::now(), max_object_size);
     let store = assessment.storable.is_ok();
@@ -420,35 +402,6 @@ fn host_verdict(
         CacheVerdict::default_for(&assessment.windows, store),
         assessment.storable.err(),
     )
-}
-
-/// A request from `METHOD URL` (an absolute URL) and its headers; `host` is set from the URL.
-pub(crate) fn parse_request(line: &str, mut headers: HeaderMap) -> anyhow::Result<request::Parts> {
-    let Some((method, url)) = line.trim().split_once(char::is_whitespace) else {
-        bail!(
-            "invalid request {line:?}: write it as 'METHOD URL', e.g. 'GET https://example.com/'"
-        );
-    };
-    let method = Method::from_bytes(method.as_bytes())
-        .with_context(|| format!("invalid method {method:?}"))?;
-    let uri: Uri = url
-        .trim()
-        .parse()
-        .with_context(|| format!("invalid URL {url:?}"))?;
-    if uri.scheme().is_none() || uri.authority().is_none() {
-        bail!("invalid URL {url:?}: it must be absolute, e.g. https://example.com/path");
-    }
-    if let Some(authority) = uri.authority() {
-        headers.insert(
-            http::header::HOST,
-            HeaderValue::from_str(authority.as_str())?,
-        );
-    }
-    let mut request = http::Request::new(()).into_parts().0;
-    request.method = method;
-    request.uri = uri;
-    request.headers = headers;
-    Ok(request)
 }
 
 fn parse_headers(flag: &str, fields: &[String]) -> anyhow::Result<HeaderMap> {
@@ -475,7 +428,7 @@ mod tests {
         let headers = parse_headers("--header", &["X-A: 1".to_owned(), "x-a: 2".to_owned()]);
         let request =
             parse_request("POST https://example.com:8443/a?b=1", headers.unwrap()).unwrap();
-        assert_eq!(request.method, Method::POST);
+        assert_eq!(request.method, http::Method::POST);
         assert_eq!(request.uri.path(), "/a");
         assert_eq!(request.headers.get_all("x-a").iter().count(), 2);
         assert_eq!(request.headers["host"], "example.com:8443");
@@ -511,14 +464,14 @@ mod tests {
         assert_eq!(verdict.stale_if_error, Duration::from_secs(600));
         let (no_store, why) = host_verdict(&request, &response("no-store"));
         assert!(!no_store.store);
-        assert_eq!(why, Some(NotStorable::Semantics));
+        assert_eq!(why, Some(NotStored::NoStore));
         // caje's shared-cache rules, beyond RFC 9111: a Cookie request's answer is not shared,
         // and must-revalidate leaves no stale windows.
         let cookie = parse_headers("--header", &["cookie: a=b".to_owned()]).unwrap();
         let cookie = parse_request("GET https://example.com/", cookie).unwrap();
         let (verdict, why) = host_verdict(&cookie, &response("max-age=60"));
         assert!(!verdict.store);
-        assert_eq!(why, Some(NotStorable::CookieRequest));
+        assert_eq!(why, Some(NotStored::Cookie));
         let strict = "max-age=60, must-revalidate, stale-if-error=600";
         let (verdict, _) = host_verdict(&request, &response(strict));
         assert_eq!(verdict.stale_if_error, Duration::ZERO);

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 pub struct PolicyConfig {
     /// Wall-clock backstop for one hook call (an epoch deadline); "100ms" by default. Fuel is
     /// the tight budget: this only stops a module the fuel meter cannot (e.g. under overload).
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub hook_timeout: Duration,
     /// CPU budget for one hook call, in fuel units (about one per wasm instruction);
     /// 1,000,000 by default. The example policies use 400–8,000 per call; `caje policy test`
@@ -22,11 +22,11 @@ pub struct PolicyConfig {
     pub fuel: u64,
     /// Linear memory one module instance may use, in bytes ("16MiB" or an integer); 16 MiB by
     /// default (a Rust policy starts at about 1.1 MiB: its 1 MiB stack plus data).
-    #[serde(deserialize_with = "crate::config::units::size")]
+    #[serde(deserialize_with = "crate::units::size")]
     pub memory_limit: u64,
     /// File events are debounced this long, and a changed file is loaded only once it has not
     /// been modified for this long; "200ms" by default.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub reload_debounce: Duration,
     /// What a module's failure (trap, timeout, invalid decision) does to the request unless
     /// the module is listed in `modules`: "open" (default) skips the module, "closed" refuses

@@ -8,6 +8,8 @@ use std::time::{Duration, Instant};
 
 use metrics::{Counter, counter};
 
+use crate::sync::lock;
+
 /// The shortest time between two failure logs of one module; the failures in between are
 /// counted and reported with the next log line.
 const LOG_INTERVAL: Duration = Duration::from_secs(5);
@@ -160,29 +162,19 @@ impl ModuleStats {
         };
         count.fetch_add(1, Ordering::Relaxed);
         metric.increment(1);
-        *self
-            .last_failure
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) =
-            Some(format!("{}: {failure}", hook.as_str()));
+        *lock(&self.last_failure) = Some(format!("{}: {failure}", hook.as_str()));
         self.log(hook, failure);
     }
 
     /// The latest failure, as "<hook>: <failure>".
     pub fn last_failure(&self) -> Option<String> {
-        self.last_failure
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .clone()
+        lock(&self.last_failure).clone()
     }
 
     fn log(&self, hook: Hook, failure: &Failure) {
         let now = Instant::now();
         {
-            let mut last = self
-                .last_log
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut last = lock(&self.last_log);
             if last.is_some_and(|at| now.duration_since(at) < LOG_INTERVAL) {
                 self.unlogged.fetch_add(1, Ordering::Relaxed);
                 return;

@@ -22,6 +22,7 @@ use quick_cache::sync::Cache as QuickCache;
 use super::decision::{RequestAction, RequestDecision};
 use super::edits::HeaderEdit;
 use super::view::{CacheOutcome, ClientResponseView, RequestView};
+use crate::sync::{read, write};
 
 /// Distinct traces remembered per module; past this, new traces are not memoized.
 const MAX_SHAPES: usize = 16;
@@ -156,10 +157,7 @@ impl<G: Given, D: Clone> DecisionMemo<G, D> {
     /// with the trace that certifies it.
     pub fn lookup(&self, inputs: &impl Inputs, given: &G) -> Option<(D, Arc<[Read]>)> {
         let given_hash = given.memo_hash()?;
-        let shapes = self
-            .shapes
-            .read()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let shapes = read(&self.shapes);
         for shape in shapes.iter() {
             let key = key_hash(given_hash, shape, inputs);
             if let Some(entry) = self.entries.get(&key)
@@ -179,10 +177,7 @@ impl<G: Given, D: Clone> DecisionMemo<G, D> {
             return;
         };
         let shape = {
-            let mut shapes = self
-                .shapes
-                .write()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let mut shapes = write(&self.shapes);
             match shapes.iter().find(|shape| shape[..] == reads[..]) {
                 Some(shape) => Arc::clone(shape),
                 None if shapes.len() < MAX_SHAPES => {

@@ -26,6 +26,7 @@ mod legacy;
 mod loader;
 mod memo;
 mod module;
+mod offline;
 mod precompiled;
 mod status;
 mod view;

@@ -3,7 +3,7 @@
 //! fuel/epoch/memory limits. A failed call discards its instance, since a trap leaves a store
 //! unusable.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, Method, StatusCode, Uri};
@@ -23,6 +23,7 @@ use super::precompiled::{CompiledFrom, PrecompiledCache};
 use super::view::{
     CacheOutcome, ClientResponseView, ErrorView, OriginFailure, RequestView, ResponseView,
 };
+use crate::sync::lock;
 
 /// The request of the load-time smoke call (a reserved `.invalid` host, RFC 2606).
 const SMOKE_URL: &str = "https://caje.invalid/";
@@ -335,11 +336,7 @@ impl Module {
         traced: bool,
         hook: impl FnOnce(&Exports, &mut Store<StoreState>) -> wasmtime::Result<R>,
     ) -> Result<(Outcome<R>, Option<Trace>), Failure> {
-        let idle = self
-            .idle
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .pop();
+        let idle = lock(&self.idle).pop();
         let mut instance = match idle {
             Some(instance) => instance,
             None => self.instantiate()?,
@@ -356,7 +353,7 @@ impl Module {
         let fuel_used = limits.fuel - store.get_fuel().unwrap_or(0);
         match result {
             Ok(value) => {
-                let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+                let mut idle = lock(&self.idle);
                 if idle.len() < self.max_idle {
                     idle.push(instance);
                 }

@@ -1,5 +1,6 @@
 //! The on-disk cache of compiled modules, keyed by the module's digest and the engine's
 //! compatibility hash, so a restart with many policies skips compilation (15–75 ms each).
+//!
 //! Entries unused for a week are pruned, so the directory may be shared (e.g. by rollbacks,
 //! several caje processes, or test runs).
 

@@ -14,7 +14,7 @@ pub struct PopulateConfig {
     pub enabled: bool,
     /// How often the manifest's change counter is read (one small query): the delay between a
     /// row arriving and this node acting on it. Default `"200ms"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub interval: Duration,
     /// The most warming fetches at once, background job and `POST /_caje/populate` together.
     /// Default `4`.
@@ -24,10 +24,10 @@ pub struct PopulateConfig {
     pub origin_rate: u32,
     /// How long an origin is left alone after a warming fetch failed (unreachable, timeout,
     /// 5xx); doubled after every further failed round. Default `"1s"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub backoff_min: Duration,
     /// The longest pause. Default `"60s"`.
-    #[serde(deserialize_with = "crate::config::units::duration")]
+    #[serde(deserialize_with = "crate::units::duration")]
     pub backoff_max: Duration,
 }
 

@@ -1,8 +1,9 @@
-//! The background job: every `interval` it reads the manifest's change counter (one small
-//! query, cheap enough to run often), and when it moved, applies the purges logged since, then
-//! warms the rows written since. Rows it had to leave (origin paused, fetch failed) are tried
-//! again once an origin's pause is over. While a pass runs (the first one after start may take
-//! long), purges are still applied every `interval`.
+//! The background job: every `interval` it reads the manifest's change counter and, when it
+//! moved, applies the purges logged since, then warms the rows written since.
+//!
+//! Reading the counter is one small query, cheap enough to run often. Rows it had to leave
+//! (origin paused, fetch failed) are tried again once an origin's pause is over. While a pass
+//! runs (the first one after start may take long), purges are still applied every `interval`.
 //!
 //! Why polling: on a LiteFS replica, changes replicated from the primary reach the database
 //! file without any inotify event (checked on a real cluster: a watch on the replica's mount

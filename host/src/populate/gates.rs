@@ -162,7 +162,7 @@ impl Gates {
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Gate>> {
-        self.origins.lock().expect("origin gates lock poisoned")
+        crate::sync::lock(&self.origins)
     }
 }
 

@@ -1,8 +1,10 @@
-//! Keeping this node in step with the fleet through the shared manifest: warming (rows still
-//! fresh that this node lacks or holds stale are fetched through the proxy's own miss path,
-//! [`Proxy::warm`]) and following purges (what another node purged goes from this node's files
-//! too). The background job leaves the rows this run of the node wrote itself: what it no
-//! longer holds of those, it dropped on purpose (invalidated, found corrupt).
+//! Keeping this node in step with the fleet through the shared manifest: warming the rows it
+//! lacks through the proxy's miss path, and following the purges other nodes made.
+//!
+//! Warming fetches rows still fresh that this node lacks or holds stale ([`Proxy::warm`]);
+//! following purges removes from this node's files what another node purged. The background
+//! job leaves the rows this run of the node wrote itself: what it no longer holds of those, it
+//! dropped on purpose (invalidated, found corrupt).
 //!
 //! [`Populator::start`] applies the purges logged while the node was down before it serves,
 //! then starts the background job (`follow`): it polls the manifest's change counter every
@@ -29,10 +31,12 @@ use tokio::task::JoinHandle;
 
 pub use config::{BadValue, PopulateConfig};
 pub use gates::OriginBackoff;
-pub use pass::{Pass, PassReport, WarmFailure};
+pub use pass::Pass;
 pub use purges::files_of;
-pub use status::{LastPass, PopulateStatus, PurgeStatus};
+pub use status::{LastPass, PassReport, PopulateStatus, PurgeStatus, WarmFailure};
 
+use crate::cache::Cache;
+use crate::manifest::Manifest;
 use crate::proxy::Proxy;
 use follow::Follower;
 use purges::Replay;
@@ -46,18 +50,19 @@ pub struct Populator {
 }
 
 impl Populator {
-    /// For a node with a manifest (`None` without one): applies the purges this node has not
-    /// seen (so that it never serves a page purged while it was down), then starts the
-    /// background job, which runs until `stopped` says stop. A manifest that cannot be read now
-    /// does not stop the node: the job keeps trying, and the health report says so.
+    /// Applies the purges this node has not seen (so that it never serves a page purged while
+    /// it was down), then starts the background job, which runs until `stopped` says stop.
+    /// Warming fetches go through `proxy`'s miss path. A manifest that cannot be read now does
+    /// not stop the node: the job keeps trying, and the health report says so.
     pub async fn start(
         config: &PopulateConfig,
         cache_dir: &Path,
+        cache: Cache,
+        manifest: Manifest,
         proxy: Arc<Proxy>,
         stopped: watch::Receiver<bool>,
-    ) -> Option<(Populator, JoinHandle<()>)> {
-        let manifest = proxy.manifest()?.clone();
-        let warmer = Arc::new(Warmer::new(config, proxy, manifest));
+    ) -> (Populator, JoinHandle<()>) {
+        let warmer = Arc::new(Warmer::new(config, cache, manifest, proxy));
         let mut replay = Replay::new(Arc::clone(&warmer), cache_dir);
         if let Err(err) = replay.catch_up().await {
             tracing::warn!(
@@ -72,7 +77,7 @@ impl Populator {
             );
         }
         let job = tokio::spawn(Follower::new(Arc::clone(&warmer), replay).run(stopped));
-        Some((Populator { warmer }, job))
+        (Populator { warmer }, job)
     }
 
     /// Runs one pass over the manifest now, sharing the job's limits, and reports it.

@@ -1,13 +1,15 @@
 //! One warming pass: pages through manifest rows, leaves what this node holds fresh, and
-//! fetches the rest through the proxy's miss path, at most `concurrency` at a time, minding
-//! each origin's pace and pause. Rows of a paused origin are deferred, not fetched.
+//! fetches the rest through the proxy's miss path.
+//!
+//! At most `concurrency` fetches run at a time, minding each origin's pace and pause; rows of a
+//! paused origin are deferred, not fetched.
 
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use serde::Serialize;
 use tokio::task::{JoinError, JoinSet};
 
+use super::status::{PassReport, WarmFailure};
 use super::warmer::{Done, Warmer};
 use crate::manifest::{ListOrder, ListQuery};
 use crate::proxy::Warmed;
@@ -61,41 +63,6 @@ impl From<&Pass> for Scope {
             skip_session: None,
         }
     }
-}
-
-/// What a pass did, row by row.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PassReport {
-    /// Live (not soft-purged) rows looked at.
-    pub examined: u64,
-    /// Rows fetched from the origin and stored (or revalidated) on this node.
-    pub fetched: u64,
-    /// Rows this node already holds fresh.
-    pub present: u64,
-    /// Rows no longer fresh: left for a client request to refetch.
-    pub expired: u64,
-    /// Rows the origin answered for but whose response was not stored (no longer cacheable).
-    pub not_stored: u64,
-    /// Rows of an origin that is being left alone after failures: tried again later.
-    pub deferred: u64,
-    /// Rows this node stored itself since it started (the background job leaves those: what
-    /// it no longer holds, it dropped on purpose).
-    pub own: u64,
-    /// Rows not fetched: `present + expired + not_stored + deferred + own`.
-    pub skipped: u64,
-    pub failed: u64,
-    /// The first failures, with their URL and reason.
-    pub failures: Vec<WarmFailure>,
-    /// The pass stopped at `max_fetches`.
-    pub stopped_early: bool,
-    /// The manifest read that ended the pass early, if one failed.
-    pub error: Option<String>,
-}
-
-#[derive(Debug, Clone, Serialize)]
-pub struct WarmFailure {
-    pub url: String,
-    pub reason: String,
 }
 
 /// A pass's report, and where the rows it left for later start.

@@ -1,6 +1,8 @@
-//! Following the fleet's purges: the manifest logs every purge (with the pages a prefix or tag
-//! purge touched), and each node replays the entries it has not applied to its own files yet,
-//! in log order, remembering how far it got in `cache_dir`.
+//! Following the fleet's purges: each node replays, in log order, the purges the manifest
+//! logged that it has not applied to its own files yet.
+//!
+//! A prefix or tag purge logs the pages it touched; how far the replay got is kept in
+//! `cache_dir`.
 //!
 //! - A node skips the entries its own manifest handle logged: the admin API that asked for
 //!   them already applied them here.
@@ -19,6 +21,7 @@ use super::state::{Position, StateFile};
 use super::warmer::Warmer;
 use crate::cache::{PurgeTally, PurgeTargets};
 use crate::manifest::{ManifestError, PurgeLogEntry, PurgedRow, Selector};
+use crate::purge_mode::PurgeMode;
 
 /// Log entries read per query.
 const LOG_PAGE: u32 = 100;
@@ -150,13 +153,11 @@ impl Replay {
     }
 
     async fn cache_is_empty(&self) -> bool {
-        let cache = self.warmer.proxy.cache().clone();
+        let cache = self.warmer.cache.clone();
         // A directory that cannot be read is not known to be empty.
-        tokio::task::spawn_blocking(move || cache.scan(None, 1))
+        crate::sync::blocking(move || cache.scan(None, 1))
             .await
-            .ok()
-            .and_then(Result::ok)
-            .is_some_and(|page| page.last.is_none())
+            .is_ok_and(|page| page.last.is_none())
     }
 
     /// Keeps the position, and writes it down; a failed write is logged and retried with the
@@ -181,7 +182,7 @@ impl Replay {
         let mut tally = PurgeTally::default();
         match selector {
             Selector::Url(_) | Selector::Key(_) => {
-                self.merge(&mut tally, files_of(selector, &[]), entry.soft)
+                self.merge(&mut tally, files_of(selector, &[]), entry.mode)
                     .await;
             }
             Selector::Prefix(_) | Selector::Tag(_) => {
@@ -192,7 +193,7 @@ impl Replay {
                         .manifest
                         .purged_pages(entry.change_seq, after, PAGES_PAGE)
                         .await?;
-                    self.merge(&mut tally, files_of(selector, &page.rows), entry.soft)
+                    self.merge(&mut tally, files_of(selector, &page.rows), entry.mode)
                         .await;
                     match page.next {
                         Some(next) => after = Some(next),
@@ -210,7 +211,7 @@ impl Replay {
                 entry.node
             );
         }
-        tracing::debug!(?selector, soft = entry.soft, files = tally.files, node = %entry.node, "applied a purge");
+        tracing::debug!(?selector, mode = ?entry.mode, files = tally.files, node = %entry.node, "applied a purge");
         let mut book = self.warmer.book();
         book.purges.applied += 1;
         book.purges.files += tally.files as u64;
@@ -219,8 +220,8 @@ impl Replay {
         Ok(())
     }
 
-    async fn merge(&self, tally: &mut PurgeTally, targets: PurgeTargets, soft: bool) {
-        let done = self.warmer.proxy.cache().purge(targets, soft).await;
+    async fn merge(&self, tally: &mut PurgeTally, targets: PurgeTargets, mode: PurgeMode) {
+        let done = self.warmer.cache.purge(targets, mode).await;
         tally.files += done.files;
         tally.failed += done.failed;
         if tally.first_error.is_none() {

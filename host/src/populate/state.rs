@@ -1,6 +1,7 @@
-//! How far this node applied the purge log, kept in a small file in `cache_dir`: the files it
-//! describes live there, so a new or wiped cache directory starts without it, and a restart
-//! picks up where the node left off.
+//! How far this node applied the purge log, kept in a small file in `cache_dir` so that a
+//! restart picks up where the node left off.
+//!
+//! The files it describes live there too, so a new or wiped cache directory starts without it.
 
 use std::io;
 use std::path::{Path, PathBuf};

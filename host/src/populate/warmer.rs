@@ -1,5 +1,5 @@
-//! What every pass shares: the proxy whose miss path fetches, the slots that bound fetches in
-//! flight, the origins' gates, and the status book.
+//! What every pass shares: the cache and the manifest, the proxy whose miss path fetches, the
+//! slots that bound fetches in flight, the origins' gates, and the status book.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -9,13 +9,17 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use super::PopulateConfig;
 use super::gates::{Gates, Ticket};
 use super::status::{Book, PopulateStatus};
-use crate::cache::Key;
+use crate::cache::Cache;
+use crate::key::Key;
 use crate::manifest::{Manifest, ManifestRow};
 use crate::proxy::{Proxy, Warmed};
+use crate::sync::lock;
 
 pub(crate) struct Warmer {
-    pub(crate) proxy: Arc<Proxy>,
+    pub(crate) cache: Cache,
     pub(crate) manifest: Manifest,
+    /// Warming fetches take its miss path, as a client's GET would.
+    proxy: Arc<Proxy>,
     pub(crate) config: PopulateConfig,
     /// One permit per warming fetch: `concurrency` in all, whoever runs the pass.
     pub(crate) slots: Arc<Semaphore>,
@@ -31,10 +35,16 @@ pub(crate) struct Done {
 }
 
 impl Warmer {
-    pub(crate) fn new(config: &PopulateConfig, proxy: Arc<Proxy>, manifest: Manifest) -> Warmer {
+    pub(crate) fn new(
+        config: &PopulateConfig,
+        cache: Cache,
+        manifest: Manifest,
+        proxy: Arc<Proxy>,
+    ) -> Warmer {
         Warmer {
-            proxy,
+            cache,
             manifest,
+            proxy,
             config: config.clone(),
             slots: Arc::new(Semaphore::new(config.concurrency)),
             gates: Gates::new(config),
@@ -43,7 +53,7 @@ impl Warmer {
     }
 
     pub(crate) fn book(&self) -> MutexGuard<'_, Book> {
-        self.book.lock().expect("populate status lock poisoned")
+        lock(&self.book)
     }
 
     pub(crate) fn status(&self) -> PopulateStatus {
@@ -65,20 +75,16 @@ impl Warmer {
     /// Until when this node's copy of each row is fresh (`None`: it holds none), read from the
     /// files' heads off the async threads.
     pub(crate) async fn held_until(&self, rows: &[ManifestRow]) -> Vec<Option<SystemTime>> {
-        let keys: Vec<Option<Key>> = rows
-            .iter()
-            .map(|row| Key::from_file_name(&row.record.key))
-            .collect();
+        let keys: Vec<Key> = rows.iter().map(|row| row.record.key.clone()).collect();
         let count = keys.len();
-        let cache = self.proxy.cache().clone();
-        tokio::task::spawn_blocking(move || {
-            keys.iter()
-                .map(|key| {
+        let cache = self.cache.clone();
+        crate::sync::blocking(move || {
+            Ok::<_, std::io::Error>(
+                keys.iter()
                     // A head that cannot be read is as good as none: the miss path decides.
-                    key.as_ref()
-                        .and_then(|key| cache.fresh_until(key).ok().flatten())
-                })
-                .collect()
+                    .map(|key| cache.fresh_until(key).ok().flatten())
+                    .collect(),
+            )
         })
         .await
         .unwrap_or_else(|_| vec![None; count])

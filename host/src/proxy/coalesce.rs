@@ -1,5 +1,5 @@
-//! Request coalescing: concurrent misses for one key share one origin fetch.
-//! The first request leads; the others follow its outcome, each waiting a bounded time.
+//! Phase 4, coalesce: concurrent misses for one key share one origin fetch. The first request
+//! leads the flight; the others follow what it shares, each waiting a bounded time.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -7,36 +7,64 @@ use std::time::Duration;
 
 use tokio::sync::watch;
 
-use super::fetch::Outcome;
-use crate::cache::Key;
+use super::fetch::Failure;
+use super::store::StreamingFill;
+use crate::cache::Entry;
+use crate::key::Key;
+use crate::request_counts;
+use crate::sync::lock;
+
+/// What a flight produced that every request that waited for it may be answered with.
+#[derive(Clone)]
+pub enum Shared {
+    /// The response is being stored; followers read the fill.
+    Filling(Arc<StreamingFill>),
+    /// The origin confirmed the stored entry (304).
+    Revalidated(Arc<Entry>),
+    Failed(Arc<Failure>),
+}
+
+/// A flight's state as its followers watch it.
+#[derive(Clone)]
+enum Published {
+    Pending,
+    Shared(Shared),
+    /// The response was for the leading client alone: followers fetch for themselves.
+    NotShared,
+}
+
+type Watch = watch::Receiver<Published>;
 
 #[derive(Default)]
 pub struct Coalescer {
-    flights: Mutex<HashMap<Key, watch::Receiver<Option<Outcome>>>>,
+    flights: Mutex<HashMap<Key, Watch>>,
 }
 
 pub enum Join {
-    /// Nobody is fetching this key: fetch it and publish the outcome through the guard.
+    /// Nobody is fetching this key: fetch it and publish what it gives through the guard.
     Leader(FlightGuard),
-    /// Somebody is: wait for their outcome.
-    Follower(watch::Receiver<Option<Outcome>>),
+    /// Somebody is: wait for what it shares.
+    Follower(Follower),
 }
+
+/// A request waiting for another request's flight.
+pub struct Follower(Watch);
 
 /// Held by the fetch that leads a flight; dropping it ends the flight.
 pub struct FlightGuard {
     coalescer: Arc<Coalescer>,
     key: Key,
-    sender: watch::Sender<Option<Outcome>>,
+    sender: watch::Sender<Published>,
 }
 
 impl Coalescer {
     pub fn join(self: &Arc<Self>, key: &Key) -> Join {
-        let mut flights = self.flights.lock().expect("coalescer lock poisoned");
+        let mut flights = lock(&self.flights);
         if let Some(receiver) = flights.get(key) {
-            metrics::counter!("caje_coalesced_requests_total").increment(1);
-            return Join::Follower(receiver.clone());
+            request_counts::add_coalesced();
+            return Join::Follower(Follower(receiver.clone()));
         }
-        let (sender, receiver) = watch::channel(None);
+        let (sender, receiver) = watch::channel(Published::Pending);
         flights.insert(key.clone(), receiver);
         Join::Leader(FlightGuard {
             coalescer: self.clone(),
@@ -45,36 +73,53 @@ impl Coalescer {
         })
     }
 
-    /// Number of fetches in flight (for health and tests).
+    fn in_flight(&self) -> usize {
+        lock(&self.flights).len()
+    }
+}
+
+/// A view of the coalescer for health: how many fetches are in flight.
+#[derive(Clone)]
+pub struct Flights(Arc<Coalescer>);
+
+impl Flights {
+    pub(super) fn of(coalescer: &Arc<Coalescer>) -> Flights {
+        Flights(coalescer.clone())
+    }
+
+    /// Origin fetches in flight now (one per key however many requests wait for it).
     pub fn in_flight(&self) -> usize {
-        self.flights.lock().expect("coalescer lock poisoned").len()
+        self.0.in_flight()
     }
 }
 
 impl FlightGuard {
-    pub fn publish(&self, outcome: Outcome) {
-        self.sender.send_replace(Some(outcome));
+    /// Wakes the followers: with what they may share, or `None` to fetch for themselves.
+    pub fn publish(&self, shared: Option<Shared>) {
+        self.sender
+            .send_replace(shared.map_or(Published::NotShared, Published::Shared));
     }
 }
 
 impl Drop for FlightGuard {
     fn drop(&mut self) {
-        self.coalescer
-            .flights
-            .lock()
-            .expect("coalescer lock poisoned")
-            .remove(&self.key);
+        lock(&self.coalescer.flights).remove(&self.key);
     }
 }
 
-/// Waits for the leader's outcome; `None` when it gave up or took longer than `limit`.
-pub async fn follow(
-    mut receiver: watch::Receiver<Option<Outcome>>,
-    limit: Duration,
-) -> Option<Outcome> {
-    let waited = tokio::time::timeout(limit, receiver.wait_for(Option::is_some)).await;
-    match waited {
-        Ok(Ok(outcome)) => outcome.clone(),
-        _ => None,
+impl Follower {
+    /// Waits for what the leader shares; `None` when it shares nothing, gave up, or took
+    /// longer than `limit`.
+    pub async fn wait(mut self, limit: Duration) -> Option<Shared> {
+        let published = self
+            .0
+            .wait_for(|published| !matches!(published, Published::Pending));
+        match tokio::time::timeout(limit, published).await {
+            Ok(Ok(published)) => match &*published {
+                Published::Shared(shared) => Some(shared.clone()),
+                Published::Pending | Published::NotShared => None,
+            },
+            _ => None,
+        }
     }
 }

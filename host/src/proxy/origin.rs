@@ -14,8 +14,8 @@ use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
-use super::body::Body;
-use crate::config::OriginConfig;
+use super::config::OriginConfig;
+use crate::body::Body;
 
 pub struct Origin {
     pub name: String,

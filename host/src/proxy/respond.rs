@@ -1,98 +1,49 @@
-//! Client responses: hits (Age, conditional 304, single Range), fills, failures and errors, each
-//! marked with `Cache-Status` (RFC 9211) and `X-Cache`.
+//! Phase 8, respond: the client's response from a stored entry (Age, conditional 304, single
+//! Range), from a fill in progress, from an origin failure, or caje's own error.
 
-use std::fmt::Write as _;
 use std::time::SystemTime;
 
 use http::header::{self, HeaderMap, HeaderValue};
 use http::{Method, Response, StatusCode};
 
-use super::body::Body;
-use super::canonical::CanonicalRequest;
-use super::fetch::{Failure, StreamingFill};
-use super::headers;
+use super::canonicalize::CanonicalRequest;
+use super::fetch::Failure;
+use super::outcome::CacheOutcome;
+use super::store::StreamingFill;
+use crate::body::Body;
 use crate::cache::{BodySource, Cache, Entry};
 
-/// The short verdict in `X-Cache`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum XCache {
-    Hit,
-    Miss,
-    Stale,
-    Bypass,
-    Revalidated,
+/// A response on its way to the client, with what the cache did (rendered at the edge).
+pub struct Answer {
+    pub response: Response<Body>,
+    /// `None` for answers the cache had no part in (refusals, caje's own errors).
+    pub outcome: Option<CacheOutcome>,
 }
 
-impl XCache {
-    fn as_str(self) -> &'static str {
-        match self {
-            XCache::Hit => "HIT",
-            XCache::Miss => "MISS",
-            XCache::Stale => "STALE",
-            XCache::Bypass => "BYPASS",
-            XCache::Revalidated => "REVALIDATED",
-        }
-    }
-}
-
-/// One `Cache-Status` entry (RFC 9211) describing what caje did.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct CacheStatus {
-    pub hit: bool,
-    /// Why the request went forward: `uri-miss`, `stale`, `bypass`, `method`, `request`, `vary-miss`.
-    pub forward: Option<&'static str>,
-    pub forward_status: Option<u16>,
-    /// Seconds of freshness left (negative when a stale response was served).
-    pub ttl: Option<i64>,
-    pub stored: bool,
-    pub detail: Option<&'static str>,
-}
-
-impl CacheStatus {
-    pub fn hit(ttl: i64) -> CacheStatus {
-        CacheStatus {
-            hit: true,
-            ttl: Some(ttl),
-            ..CacheStatus::default()
+impl Answer {
+    pub fn new(response: Response<Body>, outcome: CacheOutcome) -> Answer {
+        Answer {
+            response,
+            outcome: Some(outcome),
         }
     }
 
-    pub fn forward(reason: &'static str) -> CacheStatus {
-        CacheStatus {
-            forward: Some(reason),
-            ..CacheStatus::default()
+    /// An answer without a cache outcome: no `Cache-Status` or `X-Cache`.
+    pub fn plain(response: Response<Body>) -> Answer {
+        Answer {
+            response,
+            outcome: None,
         }
     }
 
-    fn header_value(&self) -> HeaderValue {
-        let mut text = String::from("caje");
-        if self.hit {
-            text.push_str("; hit");
+    /// The response as the client gets it: the outcome rendered into its headers, once.
+    pub fn render(self) -> Response<Body> {
+        let mut response = self.response;
+        if let Some(outcome) = self.outcome {
+            outcome.render(response.headers_mut());
         }
-        if let Some(reason) = self.forward {
-            let _ = write!(text, "; fwd={reason}");
-        }
-        if let Some(status) = self.forward_status {
-            let _ = write!(text, "; fwd-status={status}");
-        }
-        if let Some(ttl) = self.ttl {
-            let _ = write!(text, "; ttl={ttl}");
-        }
-        if self.stored {
-            text.push_str("; stored");
-        }
-        if let Some(detail) = self.detail {
-            let _ = write!(text, "; detail={detail}");
-        }
-        HeaderValue::from_str(&text).expect("cache status is ASCII")
+        response
     }
-}
-
-/// Adds caje's own response headers.
-pub fn mark(headers: &mut HeaderMap, status: &CacheStatus, x_cache: XCache) {
-    headers.insert("cache-status", status.header_value());
-    headers.insert("x-cache", HeaderValue::from_static(x_cache.as_str()));
-    headers::append_via(headers);
 }
 
 /// Answers from a stored entry: full body, 304 to a matching conditional, or one byte range.
@@ -100,16 +51,13 @@ pub fn from_entry(
     cache: &Cache,
     entry: &Entry,
     request: &CanonicalRequest,
-    status: &CacheStatus,
-    x_cache: XCache,
     now: SystemTime,
 ) -> Response<Body> {
-    let mut headers = entry.headers.clone();
+    let mut headers = entry.head.headers.clone();
     headers.insert(
         header::AGE,
         HeaderValue::from(entry.head.policy.age(now).as_secs()),
     );
-    mark(&mut headers, status, x_cache);
     let len = entry.head.body_len;
     let stored_status = StatusCode::from_u16(entry.head.status).unwrap_or(StatusCode::OK);
     if stored_status == StatusCode::OK && not_modified(&request.headers, &headers) {
@@ -162,13 +110,8 @@ pub fn from_entry(
 }
 
 /// Answers with a response whose body is still being written to the store.
-pub fn from_fill(
-    fill: &StreamingFill,
-    request: &CanonicalRequest,
-    status: &CacheStatus,
-) -> Response<Body> {
-    let mut headers = fill.headers.clone();
-    mark(&mut headers, status, XCache::Miss);
+pub fn from_fill(fill: &StreamingFill, request: &CanonicalRequest) -> Response<Body> {
+    let headers = fill.headers.clone();
     let body = if request.method == Method::HEAD {
         Body::Empty
     } else {
@@ -181,22 +124,16 @@ pub fn from_fill(
     response
 }
 
-pub fn from_failure(failure: &Failure, status: &CacheStatus) -> Response<Body> {
+/// Relays an origin failure: caje's own error for a failed fetch, else the origin's buffered
+/// answer.
+pub fn from_failure(failure: &Failure) -> Response<Body> {
     match failure {
-        Failure::Origin(err) => {
-            let mut answer = error(err.status(), &err.to_string());
-            mark(answer.headers_mut(), status, XCache::Miss);
-            answer
-        }
+        Failure::Origin(err) => error(err.status(), &err.to_string()),
         Failure::Status {
-            status: code,
+            status,
             headers,
             body,
-        } => {
-            let mut headers = headers.clone();
-            mark(&mut headers, status, XCache::Miss);
-            response(*code, headers, Body::full(body.clone()))
-        }
+        } => response(*status, headers.clone(), Body::full(body.clone())),
     }
 }
 

@@ -131,8 +131,9 @@ async fn the_dashboard_works_in_a_real_browser() {
     .await;
     assert!(
         node.node()
-            .proxy
-            .manifest()
+            .context
+            .manifest
+            .as_ref()
             .unwrap()
             .list(&Default::default())
             .await

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use caje_testkit::{TestNode, TestOrigin, eventually, respond, x_cache_as};
+use caje_testkit::{TestNode, TestOrigin, eventually, eventually_async, respond, x_cache_as};
 use http::StatusCode;
 use serde_json::{Value, json};
 use tokio::sync::Notify;
@@ -55,7 +55,7 @@ async fn pair(origin: &str, populate: &str) -> (TestNode, TestNode) {
 }
 
 /// The origin's page at `path`: cacheable for ten minutes, its body the path.
-fn page(path: &str) -> http::Response<caje::proxy::Body> {
+fn page(path: &str) -> http::Response<caje::body::Body> {
     respond(200, &[("cache-control", "max-age=600")], path)
 }
 
@@ -70,7 +70,7 @@ fn holds(node: &TestNode, path: &str) -> bool {
 
 /// Whether `node`'s copy of the page at `path` is fresh; `None` when it holds none.
 fn fresh(node: &TestNode, path: &str) -> Option<bool> {
-    let cache = node.node().proxy.cache();
+    let cache = &node.node().context.cache;
     let keys = cache
         .keys_of_url(&url(path))
         .expect("read the cache directory");
@@ -238,10 +238,14 @@ async fn warming_never_runs_more_fetches_than_its_concurrency() {
     let paths: Vec<String> = (0..PAGES).map(|i| format!("/c/{i}")).collect();
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     wait_until_held(&b, &paths, true).await;
+    // A pass is booked once its last fetch has returned, a moment after its file is held.
+    eventually_async("b's pass to be booked", SETTLE, || async {
+        populate_status(&b).await["fetched_total"] == PAGES
+    })
+    .await;
     let max = seen.max.load(Ordering::SeqCst);
     assert!(max <= CONCURRENCY, "{max} fetches at once");
     assert!(max >= 2, "the fetches overlapped ({max} at most)");
-    assert_eq!(populate_status(&b).await["fetched_total"], PAGES);
 }
 
 /// The failed rounds of the one failing origin in a populate status.
@@ -318,8 +322,11 @@ async fn a_failing_origin_is_left_alone_and_warmed_once_it_recovers() {
     let paths: Vec<String> = (0..PAGES).map(|i| format!("/f/{i}")).collect();
     let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
     wait_until_held(&b, &paths, true).await;
-    let status = populate_status(&b).await;
-    assert_eq!(status["backoff"], json!([]), "{status}");
+    // Each fetch settles with its origin's gate once it has returned, after its file is held.
+    eventually_async("the origin's pause to end", SETTLE, || async {
+        populate_status(&b).await["backoff"] == json!([])
+    })
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -101,17 +101,20 @@ async fn files_the_manifest_lacks_are_listed_from_disk_in_bounded_pages() {
         get(&node.url(&format!("/f/{n}"))).await;
     }
     flush(&node).await;
-    let manifest = node.node().proxy.manifest().unwrap();
+    let manifest = node.node().context.manifest.as_ref().unwrap();
     // Two rows leave the manifest but keep their files; one file leaves the disk, keeping its row.
     for n in [1, 3] {
         manifest
-            .purge(&Selector::Url(node.url(&format!("/f/{n}"))), false)
+            .purge(
+                &Selector::Url(node.url(&format!("/f/{n}"))),
+                caje::purge_mode::PurgeMode::Hard,
+            )
             .await
             .unwrap();
     }
     node.node()
-        .proxy
-        .cache()
+        .context
+        .cache
         .remove_url(&node.url("/f/4"))
         .unwrap();
 

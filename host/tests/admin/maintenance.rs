@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use caje::proxy::Body;
+use caje::body::Body;
 use caje_testkit::{TestOrigin, eventually_async, get, get_with, respond};
 use futures_util::StreamExt;
 use http::StatusCode;

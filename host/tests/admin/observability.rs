@@ -160,6 +160,8 @@ async fn metrics_follow_the_exposition_format_and_count_traffic() {
     )
     .await;
     assert_eq!(posted.x_cache(), "BYPASS");
+    let unstored = caje_testkit::get_with(&node.url("/n"), &[("cache-control", "no-store")]).await;
+    assert_eq!(unstored.x_cache(), "MISS");
     flush(&node).await;
     let after = scrape(&node).await;
     let moved = |series: &str| value(&after, series) - value(&before, series);
@@ -167,6 +169,7 @@ async fn metrics_follow_the_exposition_format_and_count_traffic() {
     assert!(moved("caje_requests_total{cache=\"miss\"}") >= 1.0);
     assert!(moved("caje_requests_total{cache=\"bypass\"}") >= 1.0);
     assert!(moved("caje_cache_fills_total") >= 1.0);
+    assert!(moved("caje_responses_not_stored_total{reason=\"no-store\"}") >= 1.0);
     assert!(moved("caje_origin_seconds_count{origin=\"origin\"}") >= 2.0);
     assert!(
         value(

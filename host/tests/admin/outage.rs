@@ -28,7 +28,7 @@ async fn an_unwritable_manifest_keeps_the_node_serving_and_admin_names_the_faile
     // Misses and hits go on; the writer fails and says so in health.
     assert_eq!(get(&node.url("/o/3")).await.x_cache(), "MISS");
     assert_eq!(get(&node.url("/o/1")).await.x_cache(), "HIT");
-    let manifest = node.node().proxy.manifest().unwrap().clone();
+    let manifest = node.node().context.manifest.as_ref().unwrap().clone();
     eventually("the writer to fail", Duration::from_secs(10), || {
         manifest.stats().last_error.is_some()
     })

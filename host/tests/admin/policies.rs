@@ -19,7 +19,7 @@ async fn the_policies_route_shows_serving_and_refused_modules() {
     );
     install_policy(&node, "10-tags.wasm", "tag-by-path").await;
     install_policy_bytes(&node, "20-broken.wasm", b"\0asm but not really a component");
-    let policies = node.node().proxy.policies();
+    let policies = &node.node().context.policies;
     eventually(
         "the broken module's refusal",
         Duration::from_secs(20),

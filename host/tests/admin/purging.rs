@@ -65,7 +65,7 @@ async fn a_tag_purge_takes_exactly_the_tagged_pages() {
     support::fill(&node, &["/t/1", "/t/2", "/t/3"]).await;
     // Rows tagged in the manifest as another node's policy would have: two pages this node
     // holds (with no tags on its own disk), and one row whose page is on no disk here.
-    let manifest = node.node().proxy.manifest().unwrap();
+    let manifest = node.node().context.manifest.as_ref().unwrap();
     let rows = manifest.list(&ListQuery::default()).await.unwrap().rows;
     for row in rows.iter().filter(|r| !r.record.url.ends_with("/t/3")) {
         manifest.record(ManifestRecord {
@@ -74,8 +74,8 @@ async fn a_tag_purge_takes_exactly_the_tagged_pages() {
         });
     }
     manifest.record(ManifestRecord {
-        key: "f".repeat(64),
-        method: "GET".into(),
+        key: caje::key::Key::for_url("http://elsewhere.test/sale", &[]),
+        method: http::Method::GET,
         url: "http://elsewhere.test/sale".into(),
         origin: "origin".into(),
         status: 200,

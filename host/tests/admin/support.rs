@@ -61,7 +61,7 @@ pub async fn install_policy(node: &TestNode, file: &str, crate_name: &str) {
         file,
         &std::fs::read(component(crate_name)).expect("component"),
     );
-    let policies = node.node().proxy.policies();
+    let policies = &node.node().context.policies;
     caje_testkit::eventually(&format!("{file} to serve"), Duration::from_secs(20), || {
         policies
             .status()
@@ -176,7 +176,7 @@ pub async fn fill(node: &TestNode, paths: &[&str]) {
         let reply = caje_testkit::get(&node.url(path)).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}");
     }
-    if node.node().proxy.manifest().is_some() {
+    if node.node().context.manifest.as_ref().is_some() {
         flush(node).await;
     }
 }
@@ -192,8 +192,9 @@ pub async fn get_error(node: &TestNode, path: &str, status: StatusCode) -> Value
 /// Waits until every record queued so far is in the manifest.
 pub async fn flush(node: &TestNode) {
     node.node()
-        .proxy
-        .manifest()
+        .context
+        .manifest
+        .as_ref()
         .expect("manifest enabled")
         .flush()
         .await

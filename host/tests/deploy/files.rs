@@ -236,7 +236,7 @@ fn the_fly_config_serves_named_hosts_only() {
             "origin {name}: a production origin is reached over https"
         );
     }
-    assert_eq!(deployment.caje.log.format, caje::config::LogFormat::Json);
+    assert_eq!(deployment.caje.log.format, caje::logging::LogFormat::Json);
 }
 
 #[test]

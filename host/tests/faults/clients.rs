@@ -6,7 +6,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use bytes::Bytes;
-use caje::proxy::Body;
+use caje::body::Body;
 use caje_testkit::{TestOrigin, eventually, eventually_async, get, open};
 use http::Response;
 use http_body_util::BodyExt;
@@ -213,6 +213,11 @@ async fn connections_beyond_max_connections_are_refused_while_admitted_ones_work
     let (status, body) = raw_get(&mut admitted, "/a").await.expect("still served");
     assert!(status.starts_with("http/1.1 200"));
     assert_eq!(body, b"page /a");
+    // The log is read from caje's stderr by a thread of its own: wait for the line to arrive.
+    eventually("the refusal's warning", Duration::from_secs(10), || {
+        !caje.log_lines("refusing a connection").is_empty()
+    })
+    .await;
     let warnings = caje.log_lines("refusing a connection");
     assert_eq!(warnings.len(), 1, "warned once, not per connection");
     assert!(warnings[0].contains("max_connections"));

@@ -9,7 +9,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use bytes::Bytes;
-use caje::proxy::Body;
+use caje::body::Body;
 use caje_testkit::{TestOrigin, eventually, get};
 use futures_util::StreamExt;
 use http::Response;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use caje::proxy::Body;
+use caje::body::Body;
 use caje_testkit::{TestOrigin, eventually, try_get};
 use futures_util::StreamExt;
 use http::Response;

@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
+use caje::key::Key;
 use caje::litefs::{Database, LitefsConfig, Role};
 use caje::manifest::{
     ListOrder, ListQuery, Manifest, ManifestConfig, ManifestError, ManifestRecord, ManifestRow,
@@ -54,12 +55,17 @@ async fn caje_on(node: &LitefsNode, origin: &TestOrigin, name: &str) -> TestNode
     .await
 }
 
-/// A manifest record of `key`, stored now.
-fn record(key: &str) -> ManifestRecord {
+/// The cache key of the page `/<name>`.
+fn key(name: &str) -> Key {
+    Key::for_url(&url(&format!("/{name}")), &[])
+}
+
+/// A manifest record of the page `/<name>`, stored now.
+fn record(name: &str) -> ManifestRecord {
     ManifestRecord {
-        key: key.into(),
-        method: "GET".into(),
-        url: url(&format!("/{key}")),
+        key: key(name),
+        method: http::Method::GET,
+        url: url(&format!("/{name}")),
         origin: "origin".into(),
         status: 200,
         size: 1,
@@ -84,16 +90,17 @@ async fn stop_pair(mut a: TestNode, mut b: TestNode) {
 
 fn manifest(node: &TestNode) -> &Manifest {
     node.node()
-        .proxy
-        .manifest()
+        .context
+        .manifest
+        .as_ref()
         .expect("the manifest is enabled")
 }
 
 async fn role(node: &TestNode) -> Role {
     let litefs = node
         .node()
-        .proxy
-        .litefs()
+        .litefs
+        .as_ref()
         .expect("the manifest is on LiteFS");
     litefs.status().await.expect("read the LiteFS status").role
 }
@@ -264,7 +271,7 @@ async fn the_replica_manifest_cannot_write_without_halt_and_can_with_it() {
     replica.flush().await.unwrap();
     let primary = &primary;
     let row = eventually("the replica's row on the primary", || async move {
-        primary.get("halted").await.unwrap()
+        primary.get(&key("halted")).await.unwrap()
     })
     .await;
     assert_eq!(row.node, "b");
@@ -306,7 +313,7 @@ async fn a_node_whose_role_cannot_be_read_still_writes() {
         .await
         .expect("written without knowing the role")
         .unwrap();
-    assert!(manifest.get("unknown-role").await.unwrap().is_some());
+    assert!(manifest.get(&key("unknown-role")).await.unwrap().is_some());
     assert_eq!(manifest.stats().failures, 0);
     manifest.close().await.unwrap();
 }

@@ -162,7 +162,7 @@ async fn modules_refused_at_load_leave_the_proxy_serving_even_when_closed() {
         .unwrap();
     policies::install_bytes(&dir, "50-core.wasm", &core);
     eventually("every file to be refused", RELOAD_LIMIT, || {
-        node.node().proxy.policies().status().len() == 4
+        node.node().context.policies.status().len() == 4
     })
     .await;
     for (file, reason) in [
@@ -182,7 +182,7 @@ async fn modules_refused_at_load_leave_the_proxy_serving_even_when_closed() {
         );
     }
     assert_eq!(
-        node.node().proxy.policies().chain().module_names().count(),
+        node.node().context.policies.chain().module_names().count(),
         0
     );
     for path in ["/a", "/trap/x", "/a"] {
@@ -200,7 +200,7 @@ async fn a_closed_module_failing_on_a_revalidation_refuses_it() {
     assert_eq!(get(&node.url("/trap/doc")).await.x_cache(), "MISS");
     policies::install(&node.policies_dir(), FILE, "hostile-trap-response");
     eventually("hostile-trap-response to load", RELOAD_LIMIT, || {
-        node.node().proxy.policies().chain().module_names().count() == 1
+        node.node().context.policies.chain().module_names().count() == 1
     })
     .await;
     // The entry is stale: caje revalidates, the origin says 304, on-response traps.

@@ -13,8 +13,8 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use caje::body::Body;
 use caje::policy::ModuleStatus;
-use caje::proxy::Body;
 use caje_testkit::{TestNode, TestOrigin, eventually, policies, respond};
 use http::{HeaderMap, Request, Response};
 use hyper::body::Incoming;
@@ -77,7 +77,7 @@ impl<'a> Caje<'a> {
         }
         let files: Vec<&str> = self.modules.iter().map(|(file, _)| *file).collect();
         eventually("every module to be loaded or refused", RELOAD_LIMIT, || {
-            let status = node.node().proxy.policies().status();
+            let status = node.node().context.policies.status();
             files
                 .iter()
                 .all(|file| status.iter().any(|module| module.file == *file))
@@ -89,7 +89,7 @@ impl<'a> Caje<'a> {
 
 /// The status of the module in `file`.
 pub fn status(node: &TestNode, file: &str) -> ModuleStatus {
-    let all = node.node().proxy.policies().status();
+    let all = node.node().context.policies.status();
     all.iter()
         .find(|status| status.file == file)
         .unwrap_or_else(|| panic!("no status for {file} in {all:#?}"))

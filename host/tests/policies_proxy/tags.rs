@@ -8,8 +8,9 @@ use super::{Caje, RELOAD_LIMIT, status, validating_origin};
 
 fn manifest(node: &TestNode) -> &Manifest {
     node.node()
-        .proxy
-        .manifest()
+        .context
+        .manifest
+        .as_ref()
         .expect("the manifest is enabled by default")
 }
 
@@ -73,7 +74,7 @@ async fn a_revalidated_entry_is_recorded_again_with_its_new_tags() {
 
     policies::install(&node.policies_dir(), "40-tags.wasm", "tag-by-path");
     caje_testkit::eventually("tag-by-path to load", RELOAD_LIMIT, || {
-        node.node().proxy.policies().chain().module_names().count() == 1
+        node.node().context.policies.chain().module_names().count() == 1
     })
     .await;
     assert!(status(&node, "40-tags.wasm").error.is_none());

@@ -102,9 +102,19 @@ async fn no_store_private_and_set_cookie_are_never_served_from_cache() {
     .await;
     let node = TestNode::start(&origin.url()).await;
     for _ in 0..2 {
-        for path in ["/no-store", "/private", "/cookie"] {
+        // Cache-Status says why each was not stored (RFC 9211 `detail`).
+        for (path, detail) in [
+            ("/no-store", "no-store"),
+            ("/private", "private"),
+            ("/cookie", "set-cookie"),
+        ] {
             let reply = get(&node.url(path)).await;
             assert_eq!(reply.x_cache(), "MISS", "{path}");
+            assert_eq!(
+                reply.header("cache-status"),
+                Some(format!("caje; fwd=uri-miss; detail={detail}").as_str()),
+                "{path}"
+            );
         }
     }
     assert_eq!(origin.hits("/no-store"), 2);
@@ -147,8 +157,12 @@ async fn vary_star_is_never_reused() {
     .await;
     let node = TestNode::start(&origin.url()).await;
     get(&node.url("/star")).await;
-    get(&node.url("/star")).await;
+    let again = get(&node.url("/star")).await;
     assert_eq!(origin.hits("/star"), 2);
+    assert_eq!(
+        again.header("cache-status"),
+        Some("caje; fwd=uri-miss; detail=vary-star")
+    );
 }
 
 #[tokio::test]

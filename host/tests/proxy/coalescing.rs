@@ -26,7 +26,7 @@ async fn fifty_cold_requests_cause_one_origin_fetch() {
     let misses = replies.iter().filter(|r| r.x_cache() == "MISS").count();
     assert!(misses >= 1);
     assert_eq!(
-        node.node().proxy.fetches_in_flight(),
+        node.node().fetches_in_flight(),
         0,
         "the flight ends once the entry is stored"
     );

@@ -27,8 +27,9 @@ async fn each_stored_page_is_one_manifest_row() {
     get(&node.url("/")).await; // no-store: never recorded
     let manifest = node
         .node()
-        .proxy
-        .manifest()
+        .context
+        .manifest
+        .as_ref()
         .expect("manifest enabled by default");
     manifest.flush().await.unwrap();
     let page = manifest
@@ -71,7 +72,7 @@ async fn each_stored_page_is_one_manifest_row() {
         &[("cache-control", "no-cache")],
     )
     .await;
-    let manifest = node.node().proxy.manifest().unwrap();
+    let manifest = node.node().context.manifest.as_ref().unwrap();
     manifest.flush().await.unwrap();
     let page = manifest.list(&ListQuery::default()).await.unwrap();
     assert_eq!(page.rows.len(), 3);

@@ -108,7 +108,7 @@ async fn a_fill_completes_after_its_client_disconnects() {
     eventually(
         "the abandoned fill is stored",
         Duration::from_secs(20),
-        || node.node().proxy.fetches_in_flight() == 0,
+        || node.node().fetches_in_flight() == 0,
     )
     .await;
     let reply = get(&url).await;

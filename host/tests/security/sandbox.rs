@@ -26,8 +26,8 @@ async fn wasi_calls_trap_and_the_request_is_served_as_if_the_module_were_absent(
     let node = node_with_policy(&origin.url(), "hostile-wasi").await;
     let module = |node: &TestNode| {
         node.node()
-            .proxy
-            .policies()
+            .context
+            .policies
             .status()
             .into_iter()
             .find(|module| module.file == POLICY_FILE)

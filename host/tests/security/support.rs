@@ -61,8 +61,8 @@ pub async fn node_with_policy(origin: &str, crate_name: &str) -> TestNode {
     policies::install(&node.policies_dir(), POLICY_FILE, crate_name);
     eventually("the module to load", Duration::from_secs(60), || {
         node.node()
-            .proxy
-            .policies()
+            .context
+            .policies
             .status()
             .iter()
             .any(|module| module.file == POLICY_FILE)

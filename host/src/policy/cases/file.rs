@@ -12,9 +12,9 @@ use http::{StatusCode, request, response};
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::super::cli::parse_request;
+use super::super::offline::parse_request;
 use super::super::view::CacheOutcome;
-use crate::config::locate;
+use crate::toml_location::locate;
 
 /// A parsed, checked cases file.
 #[derive(Debug)]
@@ -152,7 +152,7 @@ fn ok() -> u16 {
 
 /// A duration written like "5m" or "250ms".
 #[derive(Deserialize)]
-struct Span(#[serde(deserialize_with = "crate::config::units::duration")] Duration);
+struct Span(#[serde(deserialize_with = "crate::units::duration")] Duration);
 
 #[derive(Deserialize)]
 #[serde(untagged)]

@@ -17,57 +17,55 @@ use super::config::PolicyConfig;
 use super::failure::Counts;
 use super::loader::Loader;
 use super::module::Module;
-use crate::config::{CacheConfig, Config};
-use crate::proxy::Origins;
+use crate::cache::CacheConfig;
 use compare::Mismatch;
-use simulate::{Router, Setting};
+use simulate::Setting;
 
-/// The origins and settings the cases run under: a config file's, or the cases file's origins
-/// with caje's defaults.
-struct Environment {
-    policies: PolicyConfig,
-    origins: Vec<String>,
-    route: Box<Router>,
-    max_object_size: u64,
+pub use simulate::Router;
+
+/// The origins and settings the cases run under: a node config's (`--config`, read by the
+/// caller), or the cases file's origins with caje's defaults.
+pub struct Environment {
+    pub policies: PolicyConfig,
+    /// The configured origin names.
+    pub origins: Vec<String>,
+    /// The origin that serves a request's Host, as the proxy routes it.
+    pub route: Box<Router>,
+    pub max_object_size: u64,
 }
 
 impl Environment {
-    fn new(config: Option<&Path>, origins: Option<Vec<String>>) -> anyhow::Result<Environment> {
-        let Some(path) = config else {
-            let origins = origins.unwrap_or_else(|| vec!["default".to_owned()]);
-            anyhow::ensure!(
-                !origins.is_empty(),
-                "the cases file's `origins` is empty: list at least one origin name (the first is the default)"
-            );
-            let default = origins[0].clone();
-            return Ok(Environment {
-                policies: PolicyConfig::default(),
-                origins,
-                route: Box::new(move |_| Some(default.clone())),
-                max_object_size: CacheConfig::default().max_object_size.0,
-            });
-        };
-        let config = Config::load(path).map_err(|err| anyhow::anyhow!("{err}"))?;
-        let routing = Origins::new(&config.origins).map_err(anyhow::Error::msg)?;
-        let default = config.default_origin.clone();
+    /// The cases file's origins (the first is the default, and serves every host) under
+    /// caje's default settings.
+    fn defaults(origins: Option<Vec<String>>) -> anyhow::Result<Environment> {
+        let origins = origins.unwrap_or_else(|| vec!["default".to_owned()]);
+        anyhow::ensure!(
+            !origins.is_empty(),
+            "the cases file's `origins` is empty: list at least one origin name (the first is the default)"
+        );
+        let default = origins[0].clone();
         Ok(Environment {
-            policies: config.policies.clone(),
-            origins: config.origins.keys().cloned().collect(),
-            route: Box::new(move |host| {
-                routing
-                    .for_host(host, &default)
-                    .map(|origin| origin.name.clone())
-            }),
-            max_object_size: config.cache.max_object_size.0,
+            policies: PolicyConfig::default(),
+            origins,
+            route: Box::new(move |_| Some(default.clone())),
+            max_object_size: CacheConfig::default().max_object_size.0,
         })
     }
 }
 
-/// Runs the cases at `cases` through `target` (a module file or a policies directory); exits
-/// with 1 when a case fails or a module is refused.
-pub(crate) fn run(target: &Path, cases: &Path, config: Option<&Path>) -> anyhow::Result<ExitCode> {
+/// Runs the cases at `cases` through `target` (a module file or a policies directory), under
+/// `environment` or the cases file's defaults; exits with 1 when a case fails or a module is
+/// refused.
+pub(crate) fn run(
+    target: &Path,
+    cases: &Path,
+    environment: Option<Environment>,
+) -> anyhow::Result<ExitCode> {
     let cases = file::load(cases)?;
-    let environment = Environment::new(config, cases.origins.clone())?;
+    let environment = match environment {
+        Some(environment) => environment,
+        None => Environment::defaults(cases.origins.clone())?,
+    };
     let chain = match load_chain(target, &environment)? {
         Ok(chain) => chain,
         Err(refusals) => {
@@ -144,7 +142,7 @@ fn load_chain(
             Err(refusals)
         });
     }
-    let module = super::cli::load_module(target, config, environment.origins.clone())
+    let module = super::offline::load_module(target, config, environment.origins.clone())
         .with_context(|| format!("cannot load {}", target.display()))?;
     Ok(module
         .map(|module| {

@@ -18,7 +18,7 @@ use super::file::{Case, Origin, OriginErrorKind, OriginResponse, Served};
 use crate::cache;
 
 /// The origin a client host goes to (`None`: caje does not serve that host).
-pub(crate) type Router = dyn Fn(&str) -> Option<String>;
+pub type Router = dyn Fn(&str) -> Option<String>;
 
 /// What the proxy around the chain knows: its origins and limits.
 pub(crate) struct Setting<'a> {

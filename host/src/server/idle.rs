@@ -1,6 +1,7 @@
-//! Idle detection for one client connection: when bytes last moved either way, whether a
-//! write waits on the client, and how many of its requests are still being answered. A
-//! connection is closed when nothing moved for `idle_timeout` and either no request is in
+//! Idle detection for one client connection: when bytes last moved either way, whether a write
+//! waits on the client, and how many of its requests are still being answered.
+//!
+//! A connection is closed when nothing moved for `idle_timeout` and either no request is in
 //! progress (idle keep-alive, idle h2) or the client stopped reading its response; and when no
 //! request head arrived within `header_read_timeout` of the connect. hyper's own timers do not
 //! cover these: the auto builder's protocol sniffing waits forever for the first bytes, and

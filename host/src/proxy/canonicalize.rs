@@ -1,5 +1,5 @@
-//! The canonical form of a client request: absolute URI, explicit lower-case Host, no hop-by-hop
-//! headers, normalized `Accept-Encoding`. HTTP/1 and HTTP/2 requests for one resource become identical.
+//! Phase 1, canonicalize: a client request in one form (absolute URL, explicit lower-case Host,
+//! no hop-by-hop headers, normalized `Accept-Encoding`), so HTTP/1 and HTTP/2 share entries.
 
 use std::net::SocketAddr;
 
@@ -153,6 +153,12 @@ impl CanonicalRequest {
 
     pub fn path_and_query(&self) -> &str {
         self.path_and_query.as_str()
+    }
+
+    /// The request carries credentials: it is answered only from a response that allows it,
+    /// and never shares an origin fetch.
+    pub fn is_authorized(&self) -> bool {
+        self.headers.contains_key(header::AUTHORIZATION)
     }
 
     /// GET and HEAD are answered from the cache; every other method passes through.

@@ -1,11 +1,14 @@
-//! Cache keys: a digest of the canonical URL, plus optional policy key components and Vary variants.
-//! Every key of one URL shares the URL digest as its prefix, so all of a URL's files sit side by side.
+//! Cache keys: a digest of the canonical URL, plus optional policy key components and Vary
+//! variants. The store names files by key and the manifest records rows by key.
+//!
+//! Every key of one URL shares the URL digest as its prefix, so all of a URL's files sit side
+//! by side.
 
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::Xxh3;
 
 /// Where an entry lives: `<sha256(url)>[-<policy components>][.<vary variant>]`.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Key(String);
 
 impl Key {
@@ -41,8 +44,9 @@ impl Key {
         Key(format!("{}.{:016x}", self.0, hasher.digest()))
     }
 
-    /// Rebuilds a key from a file name written by the store, refusing anything else.
-    pub fn from_file_name(name: &str) -> Option<Key> {
+    /// Rebuilds a key from its text (a file name of the store, a manifest row), refusing
+    /// anything caje did not write: a key names a file, so it must never name another path.
+    pub fn parse(name: &str) -> Option<Key> {
         let (digest, rest) = name.split_at_checked(64)?;
         if !digest
             .bytes()
@@ -65,6 +69,13 @@ impl Key {
 
     pub fn as_str(&self) -> &str {
         &self.0
+    }
+}
+
+/// A key is written as its text (the admin API's listings).
+impl serde::Serialize for Key {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 
@@ -98,7 +109,7 @@ mod tests {
         let variant = with_component.variant(&[("accept-encoding".into(), Some(b"gzip".to_vec()))]);
         assert_ne!(plain, with_component);
         assert_eq!(plain.url_digest(), variant.url_digest());
-        assert_eq!(Key::from_file_name(variant.as_str()), Some(variant.clone()));
+        assert_eq!(Key::parse(variant.as_str()), Some(variant.clone()));
         assert_ne!(plain, Key::for_url("http://a.test/y", &[]));
     }
 
@@ -112,10 +123,10 @@ mod tests {
 
     #[test]
     fn foreign_file_names_are_not_keys() {
-        assert_eq!(Key::from_file_name(".tmp.abc"), None);
-        assert_eq!(Key::from_file_name("readme.txt"), None);
+        assert_eq!(Key::parse(".tmp.abc"), None);
+        assert_eq!(Key::parse("readme.txt"), None);
         let digest = url_digest("http://a.test/");
-        assert_eq!(Key::from_file_name(&format!("{digest}.zz")), None);
-        assert!(Key::from_file_name(&digest).is_some());
+        assert_eq!(Key::parse(&format!("{digest}.zz")), None);
+        assert!(Key::parse(&digest).is_some());
     }
 }
